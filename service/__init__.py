@@ -1,0 +1,1 @@
+"""REST model-serving microservice: onnxruntime behind FastAPI. Never imports TensorFlow."""

@@ -1,0 +1,245 @@
+"""Raw text → word ids → model input, written once.
+
+The trainer encodes its training data with this module and the service encodes requests with it, so
+training and serving cannot drift apart. Pure Python and NumPy: the service imports it without
+TensorFlow.
+
+The pipeline has two stages, both described by a `TextEncoding` stored in the model's config:
+
+1. `word_ids(text)`: the Keras `datasets` encoding. Keras's `text_to_word_sequence` tokenisation, then
+   each word's frequency rank + `index_from`, a leading `start_id`, and `oov_id` for words that are
+   unknown or whose id is `>= num_words`.
+2. `vectorize(sequences)`: id sequences → float32 rows of length `dim`. With `features="word_ids"`
+   column j is word id j (the book's multi-hot); with `features="ngrams"` column j is the j-th n-gram
+   (a tuple of word ids) of a vocabulary learned from the training set by `fit_ngram_vocabulary`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
+# word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
+KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+
+class TextEncoding(BaseModel):
+    """How a model's input is computed from raw text; one per model version, in its config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["text"] = "text"
+    lower: bool = True
+    filters: str = KERAS_FILTERS
+    vocabulary_file: str = Field(
+        "vocabulary.json", description="Words by rank (and n-grams), JSON."
+    )
+    num_words: int = Field(gt=3, description="Word ids >= num_words become oov_id.")
+    start_id: int = 1
+    oov_id: int = 2
+    index_from: int = 3
+    features: Literal["word_ids", "ngrams"] = "word_ids"
+    ngram_max: int = Field(1, ge=1, le=3)
+    weighting: Literal["binary", "count"] = Field(
+        "binary", description="binary: 1 where the feature occurs; count: occurrences."
+    )
+    dim: int = Field(gt=0, description="Length of the model's input row.")
+
+    @model_validator(mode="after")
+    def _dim_matches_features(self) -> TextEncoding:
+        if self.features == "word_ids" and self.dim != self.num_words:
+            raise ValueError("features='word_ids' needs dim == num_words")
+        if self.features == "word_ids" and self.ngram_max != 1:
+            raise ValueError("features='word_ids' is unigrams only; use features='ngrams'")
+        return self
+
+
+class TextEncoder:
+    """Encodes raw texts or word-id sequences into model input rows, as one `TextEncoding` says."""
+
+    def __init__(
+        self,
+        encoding: TextEncoding,
+        words: Sequence[str],
+        ngrams: Sequence[Sequence[int]] | None = None,
+    ):
+        if encoding.features == "ngrams":
+            if ngrams is None or len(ngrams) != encoding.dim:
+                raise ValueError(f"the encoding needs {encoding.dim} n-grams, got {_len(ngrams)}")
+            if any(not 1 <= len(g) <= encoding.ngram_max for g in ngrams):
+                raise ValueError(f"every n-gram must have 1..{encoding.ngram_max} word ids")
+        self.encoding = encoding
+        self.words = list(words)
+        self.ngrams = [tuple(g) for g in ngrams] if ngrams is not None else None
+        self._ids = {word: rank + encoding.index_from for rank, word in enumerate(self.words, 1)}
+        self._table = str.maketrans(encoding.filters, " " * len(encoding.filters))
+        if self.ngrams is not None:
+            codes = ngram_codes(self.ngrams, encoding.num_words)
+            self._order = np.argsort(codes, kind="stable")
+            self._sorted_codes = codes[self._order]
+            if np.any(np.diff(self._sorted_codes) == 0):
+                raise ValueError("the n-gram vocabulary has duplicates")
+
+    @classmethod
+    def from_word_index(
+        cls,
+        word_index: Mapping[str, int],
+        encoding: TextEncoding,
+        ngrams: Sequence[Sequence[int]] | None = None,
+    ) -> TextEncoder:
+        """Builds an encoder from a Keras word index (word → frequency rank, 1 = most frequent)."""
+        by_rank = sorted(word_index.items(), key=lambda item: item[1])
+        kept = encoding.num_words - encoding.index_from - 1
+        words = [word for word, _ in by_rank[:kept]]
+        if [rank for _, rank in by_rank[:kept]] != list(range(1, len(words) + 1)):
+            raise ValueError("the word index's ranks are not 1, 2, 3, …")
+        return cls(encoding, words, ngrams)
+
+    @classmethod
+    def load(cls, encoding: TextEncoding, folder: Path) -> TextEncoder:
+        """Reads the vocabulary file that `save` wrote into a model folder."""
+        vocabulary = json.loads((Path(folder) / encoding.vocabulary_file).read_text("utf-8"))
+        return cls(encoding, vocabulary["words"], vocabulary.get("ngrams"))
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / self.encoding.vocabulary_file
+        vocabulary: dict[str, list] = {"words": self.words}
+        if self.ngrams is not None:
+            vocabulary["ngrams"] = [list(g) for g in self.ngrams]
+        path.write_text(json.dumps(vocabulary, ensure_ascii=False), "utf-8")
+        return path
+
+    def tokenize(self, text: str) -> list[str]:
+        """Keras's `text_to_word_sequence` with this encoding's filters."""
+        if self.encoding.lower:
+            text = text.lower()
+        return text.translate(self._table).split()
+
+    def word_ids(self, text: str) -> list[int]:
+        """The Keras `datasets` encoding of one text, start id included."""
+        encoding = self.encoding
+        ids = (self._ids.get(word, encoding.oov_id) for word in self.tokenize(text))
+        return [encoding.start_id, *(i if i < encoding.num_words else encoding.oov_id for i in ids)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
+        first = self.encoding.index_from + 1
+        return " ".join(self.words[i - first] for i in ids if first <= i < first + len(self.words))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.vectorize([self.word_ids(text) for text in texts])
+
+    def vectorize(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Word-id sequences → float32 array of shape (len(sequences), dim)."""
+        rows, columns, values = self.coordinates(sequences)
+        out = np.zeros((len(sequences), self.encoding.dim), dtype=np.float32)
+        out[rows, columns] = values
+        return out
+
+    def coordinates(
+        self, sequences: Sequence[Sequence[int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The non-zero entries of `vectorize(sequences)` as (rows, columns, values), row-major:
+        a sparse form for training sets too large to hold dense."""
+        encoding = self.encoding
+        rows, columns, values = [], [], []
+        for row, sequence in enumerate(sequences):
+            ids = np.asarray(sequence, dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= encoding.num_words):
+                raise ValueError(f"sequence {row}: word ids must be in [0, {encoding.num_words})")
+            found, counts = np.unique(self._columns(ids), return_counts=True)
+            rows.append(np.full(found.size, row, dtype=np.int64))
+            columns.append(found)
+            values.append(counts if encoding.weighting == "count" else np.ones(found.size))
+        if not rows:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+        return (
+            np.concatenate(rows),
+            np.concatenate(columns),
+            np.concatenate(values).astype(np.float32),
+        )
+
+    def _columns(self, ids: np.ndarray) -> np.ndarray:
+        """The input columns that one id sequence hits, once per occurrence."""
+        if self.ngrams is None:
+            return ids
+        codes = np.concatenate(
+            [
+                sequence_codes(ids, n, self.encoding.num_words)
+                for n in range(1, self.encoding.ngram_max + 1)
+            ]
+        )
+        position = np.searchsorted(self._sorted_codes, codes)
+        position[position == self._sorted_codes.size] = 0
+        hit = self._sorted_codes[position] == codes
+        return self._order[position[hit]]
+
+
+def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:
+    """One int64 code per n-gram of an id sequence: its ids as digits in base num_words, plus an
+    offset per n so that the codes of different lengths never collide."""
+    if ids.size < n:
+        return np.empty(0, dtype=np.int64)
+    codes = np.zeros(ids.size - n + 1, dtype=np.int64)
+    for k in range(n):
+        codes = codes * num_words + ids[k : ids.size - n + 1 + k]
+    return codes + _length_offset(n, num_words)
+
+
+def ngram_codes(ngrams: Sequence[Sequence[int]], num_words: int) -> np.ndarray:
+    return np.array(
+        [sequence_codes(np.asarray(g, dtype=np.int64), len(g), num_words)[0] for g in ngrams],
+        dtype=np.int64,
+    )
+
+
+def _length_offset(n: int, num_words: int) -> int:
+    return sum(num_words**k for k in range(1, n))
+
+
+def _decode_code(code: int, num_words: int) -> tuple[int, ...]:
+    n = 1
+    while code >= _length_offset(n + 1, num_words):
+        n += 1
+    code -= _length_offset(n, num_words)
+    digits = []
+    for _ in range(n):
+        code, digit = divmod(code, num_words)
+        digits.append(digit)
+    return tuple(reversed(digits))
+
+
+def fit_ngram_vocabulary(
+    sequences: Iterable[Sequence[int]], num_words: int, ngram_max: int, size: int, min_df: int = 2
+) -> list[tuple[int, ...]]:
+    """The `size` n-grams (1..ngram_max word ids) found in the most sequences, at least `min_df`.
+
+    Ties are broken by the n-gram itself, so the vocabulary is a pure function of the sequences.
+    """
+    per_sequence = [
+        np.unique(
+            np.concatenate(
+                [
+                    sequence_codes(np.asarray(s, np.int64), n, num_words)
+                    for n in range(1, ngram_max + 1)
+                ]
+            )
+        )
+        for s in sequences
+    ]
+    codes, document_frequency = np.unique(np.concatenate(per_sequence), return_counts=True)
+    keep = document_frequency >= min_df
+    codes, document_frequency = codes[keep], document_frequency[keep]
+    # Sort by descending frequency, then ascending code: deterministic.
+    chosen = codes[np.lexsort((codes, -document_frequency))[:size]]
+    return [_decode_code(int(code), num_words) for code in chosen]
+
+
+def _len(items: Sequence | None) -> int:
+    return 0 if items is None else len(items)

@@ -1,0 +1,169 @@
+"""The model repository: the one contract between trainer and service.
+
+Triton's layout, `<root>/<name>/<version>/`, each version folder self-describing:
+
+    model.onnx       the graph the service runs
+    saved_model/     the same model as a TensorFlow SavedModel
+    config.json      `ModelConfig`: inputs, outputs, labels, encoding, metrics, provenance
+    vocabulary.json  text models: the encoder's words (and n-grams)
+    curves.png       learning curves of the run that made it
+
+The service owns this schema; the trainer writes it. Pure pydantic: no TensorFlow, no onnxruntime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.encoding import TextEncoding
+
+CONFIG_FILE = "config.json"
+ONNX_FILE = "model.onnx"
+SAVED_MODEL_DIR = "saved_model"
+CURVES_FILE = "curves.png"
+
+
+class RepositoryError(Exception):
+    """A model folder is missing, incomplete or inconsistent; the message names the file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """A graph input or output, with Open Inference Protocol datatype names; -1 is any size."""
+
+    name: str
+    datatype: Literal["FP32", "FP64", "INT32", "INT64"]
+    shape: list[int]
+
+
+class Feature(_Strict):
+    """One named input column of a tabular model, with the range that is physically possible."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    unit: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class TabularEncoding(_Strict):
+    """Named features → one row in this column order; the model normalises them in its graph."""
+
+    kind: Literal["features"] = "features"
+    features: list[Feature]
+
+
+Encoding = Annotated[TextEncoding | TabularEncoding, Field(discriminator="kind")]
+
+
+class Target(_Strict):
+    name: str
+    description: str
+    unit: str
+
+
+class Metrics(_Strict):
+    """Metric name → value, as Keras names them (accuracy, loss, mae, …)."""
+
+    test: dict[str, float]
+    validation: dict[str, float]
+
+
+class Training(_Strict):
+    """How this version was made, so that anyone can make it again."""
+
+    recipe: str
+    hyperparameters: dict
+    seed: int
+    epochs: int
+    data_files: dict[str, str] = Field(description="file name → sha256")
+    library_versions: dict[str, str]
+    duration_s: float
+    trained_at: str
+    machine: str
+
+
+class Export(_Strict):
+    """How the ONNX graph was made from the Keras model, and the parity check it passed."""
+
+    opset: int
+    parity_rows: int = Field(description="test rows run through Keras, SavedModel and ONNX")
+    max_abs_diff_onnx: float
+    max_abs_diff_saved_model: float
+    labels_identical: bool | None = None
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    version: int = Field(ge=1)
+    description: str
+    platform: Literal["onnxruntime_onnx"] = "onnxruntime_onnx"
+    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    labels: list[str] | None = Field(
+        None, description="Class names by output index (classification)."
+    )
+    target: Target | None = Field(None, description="What the output measures (regression).")
+    encoding: Encoding
+    metrics: Metrics
+    training: Training
+    export: Export
+
+    @model_validator(mode="after")
+    def _labels_fit_task(self) -> ModelConfig:
+        if self.task == "regression":
+            if self.target is None or self.labels is not None:
+                raise ValueError("a regression model has a target and no labels")
+        elif self.labels is None or len(self.labels) < 2:
+            raise ValueError("a classification model names at least two labels")
+        if isinstance(self.encoding, TabularEncoding) and self.inputs[0].shape[-1] != len(
+            self.encoding.features
+        ):
+            raise ValueError("the input's last dimension must equal the number of features")
+        if (
+            isinstance(self.encoding, TextEncoding)
+            and self.inputs[0].shape[-1] != self.encoding.dim
+        ):
+            raise ValueError("the input's last dimension must equal the encoding's dim")
+        return self
+
+
+def read_config(folder: Path) -> ModelConfig:
+    """The config of one version folder, checked: the files it relies on exist."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        config = ModelConfig.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise RepositoryError(f"{path} is missing") from None
+    except ValidationError as error:
+        raise RepositoryError(f"{path} is not a valid model config:\n{error}") from None
+    if config.name != folder.parent.name or str(config.version) != folder.name:
+        raise RepositoryError(
+            f"{path} says {config.name}/{config.version} but lives in {folder.parent.name}/{folder.name}"
+        )
+    needed = [ONNX_FILE]
+    if isinstance(config.encoding, TextEncoding):
+        needed.append(config.encoding.vocabulary_file)
+    for name in needed:
+        if not (folder / name).is_file():
+            raise RepositoryError(f"{folder / name} is missing (named by {path})")
+    return config
+
+
+def list_versions(root: Path) -> dict[str, list[int]]:
+    """Model name → its version numbers, ascending; folders that are not numbers are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RepositoryError(f"model repository {root} does not exist")
+    return {
+        model.name: sorted(int(v.name) for v in model.iterdir() if v.is_dir() and v.name.isdigit())
+        for model in sorted(root.iterdir())
+        if model.is_dir() and not model.name.startswith(".")
+    }
