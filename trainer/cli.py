@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
         ("export", "convert a version's SavedModel to ONNX again and check parity"),
     ):
         command = commands.add_parser(name, parents=[data_dir], help=text)
-        command.add_argument("dataset", choices=DATASETS)
+        command.add_argument("dataset", choices=[*DATASETS, "all"])
         command.add_argument("--version", type=_positive, help="default: the newest")
         command.add_argument("--models", type=Path, default=Path("models"), help="model repository")
     return top
@@ -93,20 +93,22 @@ def _fail(code: int, error: object) -> int:
 
 def _train(args, data_dir) -> int:
     from trainer.pipeline import train
+    from trainer.recipes import recipe_for
 
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     started = time.monotonic()
     for dataset in datasets:
         print(f"== {dataset}: recipe {args.recipe}, seed {args.seed}", flush=True)
+        recipe = recipe_for(dataset, args.recipe)
+        if args.epochs is not None:
+            recipe = recipe.with_epochs(args.epochs)
         trained = train(
-            dataset,
-            args.recipe,
+            recipe,
             seed=args.seed,
             data_dir=data_dir,
             models_dir=args.out,
             version=args.version,
-            epochs=args.epochs,
             verbose=verbose,
         )
         config = trained.config
@@ -123,32 +125,30 @@ def _train(args, data_dir) -> int:
 def _evaluate(args, data_dir) -> int:
     from trainer.pipeline import evaluate
 
-    config, metrics = evaluate(
-        args.dataset, args.version, data_dir=data_dir, models_dir=args.models
-    )
-    recorded = config.metrics.test
-    print(f"{config.name}/{config.version} test metrics recomputed from model.onnx:")
     differs = False
-    for name, value in sorted(metrics.items()):
-        before = recorded.get(name)
-        same = before is not None and abs(before - value) <= METRIC_TOLERANCE
-        differs |= not same
-        print(
-            f"  {name:<10} {value:.6f}   config {before if before is None else f'{before:.6f}'}"
-            f"   {'ok' if same else 'DIFFERS'}"
-        )
+    for dataset in DATASETS if args.dataset == "all" else (args.dataset,):
+        config, metrics = evaluate(dataset, args.version, data_dir=data_dir, models_dir=args.models)
+        recorded = config.metrics.test
+        print(f"{config.name}/{config.version} test metrics recomputed from model.onnx:")
+        for name, value in sorted(metrics.items()):
+            before = recorded.get(name)
+            same = before is not None and abs(before - value) <= METRIC_TOLERANCE
+            differs |= not same
+            shown = "absent" if before is None else f"{before:.6f}"
+            print(f"  {name:<10} {value:.6f}   config {shown}   {'ok' if same else 'DIFFERS'}")
     return EXIT_MISMATCH if differs else 0
 
 
 def _export(args, data_dir) -> int:
     from trainer.pipeline import reexport
 
-    config = reexport(args.dataset, args.version, data_dir=data_dir, models_dir=args.models)
-    print(
-        f"{config.name}/{config.version}: model.onnx re-exported (opset {config.export.opset}); "
-        f"parity over {config.export.parity_rows} test rows, "
-        f"max |diff| {config.export.max_abs_diff_onnx:.2e}"
-    )
+    for dataset in DATASETS if args.dataset == "all" else (args.dataset,):
+        config = reexport(dataset, args.version, data_dir=data_dir, models_dir=args.models)
+        print(
+            f"{config.name}/{config.version}: model.onnx re-exported (opset {config.export.opset}); "
+            f"parity over {config.export.parity_rows} test rows, "
+            f"max |diff| {config.export.max_abs_diff_onnx:.2e}"
+        )
     return 0
 
 

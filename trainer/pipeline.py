@@ -13,6 +13,7 @@ import platform
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from service.repository import (
 )
 from trainer import data, export, publish
 from trainer.fit import Inputs, SparseRows, dense_batches, fit, metric_for, plot_curves
-from trainer.recipes import recipe_for
+from trainer.recipes import Recipe
 from trainer.tasks import prepare
 
 EPSILON = 1e-7  # Keras's clipping of probabilities in its cross-entropy losses
@@ -63,20 +64,16 @@ class Trained:
 
 
 def train(
-    dataset: str,
-    recipe_name: str,
+    recipe: Recipe,
     *,
     seed: int,
     data_dir: Path | None,
     models_dir: Path,
     version: int | None = None,
-    epochs: int | None = None,
     verbose: int = 2,
 ) -> Trained:
     started = time.monotonic()
-    recipe = recipe_for(dataset, recipe_name)
-    if epochs is not None:
-        recipe = recipe.with_epochs(epochs)
+    dataset = recipe.dataset
     version = version or publish.next_version(models_dir, dataset)
     publish.check_free(models_dir, dataset, version)
 
@@ -104,7 +101,7 @@ def train(
         plot_curves(
             result.histories,
             metric_for(recipe),
-            f"{dataset} v{version}, recipe {recipe_name}, seed {seed}",
+            f"{dataset} v{version}, recipe {recipe.name}, seed {seed}",
             folder / CURVES_FILE,
         )
         outputs = export.run_onnx(
@@ -125,7 +122,7 @@ def train(
                 validation={k: float(v) for k, v in result.validation.items()},
             ),
             training=Training(
-                recipe=recipe_name,
+                recipe=recipe.name,
                 hyperparameters=recipe.model_dump(exclude={"dataset", "name"}),
                 seed=seed,
                 epochs=result.epochs,
@@ -223,13 +220,17 @@ def _export_info(parity: export.Parity) -> Export:
 
 
 def library_versions() -> dict[str, str]:
-    names = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
     found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = package_version(name)
-        except Exception:  # not installed under this name
-            continue
+    for name, distributions in (
+        ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+        *((name, (name,)) for name in ("keras", "tf2onnx", "onnx", "onnxruntime", "numpy")),
+    ):
+        for distribution in distributions:
+            try:
+                found[name] = package_version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 

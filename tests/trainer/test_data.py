@@ -1,0 +1,101 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from trainer import data
+
+
+def test_missing_file_names_the_file_and_what_to_do(tmp_path):
+    with pytest.raises(
+        data.DataError, match=r"reuters\.npz is missing: copy the Keras dataset file"
+    ):
+        data.load_reuters(tmp_path)
+
+
+def test_corrupt_file_is_refused_with_both_checksums(synthetic_data_dir, tmp_path):
+    copy = tmp_path / "boston_housing.npz"
+    shutil.copy(synthetic_data_dir / "boston_housing.npz", copy)
+    with open(copy, "ab") as stream:
+        stream.write(b"tampered")
+    with pytest.raises(
+        data.DataError, match=r"boston_housing\.npz is corrupt: sha256 [0-9a-f]{64}"
+    ):
+        data.load_boston(tmp_path)
+
+
+def test_data_dir_comes_from_the_option_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    assert data.resolve_data_dir(None) == tmp_path
+    assert data.resolve_data_dir(tmp_path / ".") == tmp_path
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    assert data.resolve_data_dir(None) is None
+    with pytest.raises(data.DataError, match="from --data-dir"):
+        data.resolve_data_dir(tmp_path / "absent")
+
+
+def test_reuters_split_and_encoding_follow_keras(synthetic_data_dir):
+    loaded = data.load_reuters(synthetic_data_dir)
+    with np.load(synthetic_data_dir / "reuters.npz", allow_pickle=True) as archive:
+        raw_x, raw_y = archive["x"], archive["y"]
+    order = np.arange(len(raw_y))
+    np.random.RandomState(113).shuffle(order)
+    assert len(loaded.x_train) == int(len(raw_y) * 0.8)
+    assert loaded.x_train[0] == [1, *(rank + 3 for rank in raw_x[order[0]])]
+    assert loaded.y_test.tolist() == raw_y[order[len(loaded.x_train) :]].tolist()
+    assert set(loaded.files) == {"reuters.npz", "reuters_word_index.json"}
+
+
+def test_raw_reviews_are_encoded_with_the_word_index(synthetic_data_dir):
+    loaded = data.load_imdb(synthetic_data_dir)
+    assert len(loaded.x_train) == len(loaded.x_test) == 60
+    assert sorted(set(loaded.y_train.tolist())) == [0, 1]
+    index = json.loads((synthetic_data_dir / "imdb_word_index.json").read_text())
+    by_id = {rank + 3: word for word, rank in index.items()}
+    for ids, label in zip(loaded.x_train, loaded.y_train, strict=True):
+        words = [by_id.get(i, "<oov>") for i in ids[1:]]
+        assert ids[0] == 1
+        assert words[0] == "the"  # "The" lower-cased
+        assert "br" not in words  # not in this word index: "<br />" gives "br", an OOV id
+        assert 2 in ids
+        assert {"good", "great"} <= set(words) if label else {"bad", "awful"} <= set(words)
+
+
+def test_cap_words_is_keras_num_words():
+    assert data.cap_words([[1, 5, 10, 11]], num_words=10) == [[1, 5, 2, 2]]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", ["reuters", "boston_housing"])
+def test_splits_equal_keras_own_loaders(real_data_dir, name, tmp_path, monkeypatch):
+    import keras
+    from keras.src.backend import config
+
+    # Keras finds the file in its download cache, checks its own hash, and downloads nothing.
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / f"{name}.npz").symlink_to(real_data_dir / f"{name}.npz")
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
+    if name == "reuters":
+        (x_train, y_train), (x_test, y_test) = keras.datasets.reuters.load_data(num_words=10_000)
+        ours = data.load_reuters(real_data_dir)
+        assert data.cap_words(ours.x_train, 10_000) == [list(x) for x in x_train]
+        assert data.cap_words(ours.x_test, 10_000) == [list(x) for x in x_test]
+    else:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.boston_housing.load_data()
+        ours = data.load_boston(real_data_dir)
+        assert np.allclose(ours.x_train, x_train)
+        assert np.allclose(ours.x_test, x_test)
+    assert np.allclose(ours.y_train, y_train)
+    assert np.allclose(ours.y_test, y_test)
+
+
+@pytest.mark.real_data
+def test_real_imdb_has_the_official_split_and_the_known_first_review(real_data_dir):
+    loaded = data.load_imdb(real_data_dir)
+    assert len(loaded.x_train) == len(loaded.x_test) == 25_000
+    assert loaded.y_train.mean() == loaded.y_test.mean() == 0.5
+    by_id = {rank + 3: word for word, rank in loaded.word_index.items()}
+    reviews = [" ".join(by_id.get(i, "?") for i in ids[1:]) for ids in loaded.x_test]
+    known = "please give this one a miss br br kristy swanson and the rest of the cast"
+    assert any(review.startswith(known) for review in reviews)

@@ -1,0 +1,82 @@
+import numpy as np
+import onnx
+import pytest
+
+from service.repository import TensorSpec
+from trainer.export import (
+    ExportError,
+    check_parity,
+    check_signature,
+    export_onnx,
+    export_saved_model,
+    onnx_session,
+)
+from trainer.models import price_regressor
+from trainer.recipes import Network
+
+INPUT = TensorSpec(name="features", datatype="FP32", shape=[-1, 3])
+OUTPUT = TensorSpec(name="price", datatype="FP32", shape=[-1, 1])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    rng = np.random.RandomState(0)
+    model = price_regressor(
+        rng.rand(3).astype("float32"), rng.rand(3).astype("float32") + 1, Network(hidden=[4])
+    )
+    export_saved_model(model, folder / "saved_model")
+    export_onnx(lambda x: model(x, training=False), INPUT, OUTPUT, folder / "model.onnx")
+    return model, folder
+
+
+def batches():
+    rng = np.random.RandomState(1)
+    return [rng.rand(7, 3).astype("float32") * 10 for _ in range(3)]
+
+
+def test_onnx_graph_has_exactly_the_configured_inputs_and_outputs(exported):
+    _, folder = exported
+    session = onnx_session(folder / "model.onnx")
+    assert [(i.name, i.shape[1]) for i in session.get_inputs()] == [("features", 3)]
+    assert [o.name for o in session.get_outputs()] == ["price"]
+    opset = onnx.load(str(folder / "model.onnx")).opset_import[0].version
+    assert opset == 17
+
+
+def test_parity_passes_for_a_faithful_export(exported):
+    model, folder = exported
+    parity = check_parity(
+        lambda x: model(x, training=False).numpy(),
+        folder / "saved_model",
+        folder / "model.onnx",
+        batches,
+        "regression",
+    )
+    assert parity.rows == 21
+    assert parity.max_abs_diff_onnx <= 1e-5
+    assert parity.labels_identical is None
+
+
+def test_parity_fails_when_the_export_differs(exported):
+    model, folder = exported
+    with pytest.raises(ExportError, match="disagree"):
+        check_parity(
+            lambda x: model(x, training=False).numpy() + 1e-3,
+            folder / "saved_model",
+            folder / "model.onnx",
+            batches,
+            "regression",
+        )
+
+
+def test_signature_check_names_the_mismatch(exported):
+    _, folder = exported
+    proto = onnx.load(str(folder / "model.onnx"))
+    wrong = TensorSpec(name="houses", datatype="FP32", shape=[-1, 3])
+    with pytest.raises(ExportError, match=r"graph inputs are \[\('features'"):
+        check_signature(proto, [wrong], [OUTPUT], folder)
+    with pytest.raises(ExportError, match="graph outputs"):
+        check_signature(
+            proto, [INPUT], [TensorSpec(name="price", datatype="FP32", shape=[-1, 2])], folder
+        )
