@@ -19,6 +19,7 @@ from trainer.recipes import HoldOut, KFold, Recipe
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 @dataclass(frozen=True)
@@ -214,14 +215,17 @@ def _fit_kfold(build, x, y, recipe: Recipe, plan: KFold, seed: int, verbose: int
 
 
 def plot_curves(
-    histories: list[dict[str, list[float]]], metric: str, title: str, path: Path
+    histories: list[dict[str, list[float]]], metric: str, chosen_epoch: int, title: str, path: Path
 ) -> None:
-    """Loss and metric per epoch, training vs validation (the mean over folds for K-fold)."""
+    """Loss and metric per epoch, training vs validation (the mean over folds for K-fold), and the
+    epoch count the final model was trained for."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, name in zip(axes, ("loss", metric), strict=True):
         for prefix, label, style in (("", "training", "-"), ("val_", "validation", "--")):
             values = np.mean([h[prefix + name] for h in histories], axis=0)
             axis.plot(np.arange(1, len(values) + 1), values, style, label=label)
+        axis.axvline(chosen_epoch, color="grey", linewidth=0.8, label=f"chosen: {chosen_epoch}")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)

@@ -101,6 +101,7 @@ def train(
         plot_curves(
             result.histories,
             metric_for(recipe),
+            result.epochs,
             f"{dataset} v{version}, recipe {recipe.name}, seed {seed}",
             folder / CURVES_FILE,
         )

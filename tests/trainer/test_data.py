@@ -99,3 +99,11 @@ def test_real_imdb_has_the_official_split_and_the_known_first_review(real_data_d
     reviews = [" ".join(by_id.get(i, "?") for i in ids[1:]) for ids in loaded.x_test]
     known = "please give this one a miss br br kristy swanson and the rest of the cast"
     assert any(review.startswith(known) for review in reviews)
+
+
+def test_reuters_labels_are_keras_label_names():
+    import keras
+
+    from service.catalog import REUTERS_LABELS
+
+    assert tuple(REUTERS_LABELS) == tuple(keras.datasets.reuters.get_label_names())

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from service.catalog import BOSTON_FEATURES, REUTERS_LABELS
 from service.encoding import TextEncoder
 from service.repository import list_versions, read_config
 from trainer import export, pipeline
 from trainer.recipes import HoldOut, KFold, Network, Recipe, TextFeatures
-from trainer.tasks import BOSTON_FEATURES, REUTERS_LABELS
 
 REUTERS = Recipe(
     dataset="reuters",

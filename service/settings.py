@@ -1,0 +1,95 @@
+"""Service configuration: environment variables prefixed `SERVICE_`, or a `.env` file.
+
+Nested values are JSON, e.g. `SERVICE_BATCHING='{"imdb": {"max_batch_size": 128}}'`; lists may be
+comma-separated, e.g. `SERVICE_PROVIDERS=CUDAExecutionProvider,CPUExecutionProvider`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Batching(BaseModel):
+    """Adaptive batching of one model: concurrent requests are merged into one inference call of
+    at most `max_batch_size` rows, waiting at most `max_wait_ms` for company once one arrives."""
+
+    enabled: bool = True
+    max_batch_size: int = Field(64, ge=1)
+    max_wait_ms: float = Field(2.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SERVICE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    model_repository: Path = Field(Path("models"), description="Triton-style model repository")
+    providers: Annotated[list[str], NoDecode] = Field(
+        ["CPUExecutionProvider"], description="onnxruntime execution providers, in order"
+    )
+    require_providers: bool = Field(
+        False, description="refuse to start when a listed provider is not available (fail fast)"
+    )
+    intra_op_threads: int | None = Field(
+        None,
+        ge=1,
+        description="onnxruntime intra-op threads; default: the CPUs this process may use",
+    )
+    batching: dict[str, Batching] = Field(
+        default_factory=dict, description="per model; models not named get `default_batching`"
+    )
+    default_batching: Batching = Batching()
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    max_batch_rows: int = Field(1024, ge=1, description="rows one request may carry")
+    max_text_chars: int = Field(100_000, ge=1, description="characters one text may have")
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    admin_api_key: SecretStr | None = Field(
+        None, description="enables the repository (load/unload) API for requests bearing this key"
+    )
+    drain_timeout_s: float = Field(30.0, ge=0, description="grace period for in-flight requests")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def batching_for(self, model: str) -> Batching:
+        return self.batching.get(model, self.default_batching)
+
+    def threads(self) -> int:
+        return self.intra_op_threads or available_cpus()
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (containers),
+    never the host's core count."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_quota() -> float | None:
+    v2 = Path("/sys/fs/cgroup/cpu.max")  # "max 100000" or "200000 100000"
+    if v2.is_file():
+        quota, period = v2.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    v1_quota, v1_period = (
+        Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+        Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    )
+    if v1_quota.is_file() and v1_period.is_file():
+        quota = int(v1_quota.read_text())
+        return None if quota <= 0 else quota / int(v1_period.read_text())
+    return None
