@@ -116,9 +116,14 @@ def metric_for(recipe: Recipe) -> str:
 def _compiled(build: Callable[[], keras.Model], recipe: Recipe) -> keras.Model:
     model = build()
     optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        if recipe.loss == "categorical_crossentropy"
+        else recipe.loss
+    )
     model.compile(
         optimizer=optimizers[recipe.optimizer.name](recipe.optimizer.learning_rate),
-        loss=recipe.loss,
+        loss=loss,
         metrics=[metric_for(recipe)],
     )
     return model
@@ -158,7 +163,7 @@ def _fit_holdout(build, x, y, recipe: Recipe, plan: HoldOut, seed: int, verbose:
         )
     model = _compiled(build, recipe)
     history = model.fit(
-        dataset(rows_except(x, 0, n), np.delete(y, slice(0, n)), plan.batch_size, seed),
+        dataset(rows_except(x, 0, n), np.delete(y, slice(0, n), axis=0), plan.batch_size, seed),
         validation_data=dataset(rows_of(x, 0, n), y[:n], plan.batch_size, None),
         epochs=plan.epochs,
         callbacks=callbacks,
@@ -189,7 +194,7 @@ def _fit_kfold(build, x, y, recipe: Recipe, plan: KFold, seed: int, verbose: int
             model.fit(
                 dataset(
                     rows_except(x, lo, hi),
-                    np.delete(y, slice(lo, hi)),
+                    np.delete(y, slice(lo, hi), axis=0),
                     plan.batch_size,
                     seed + fold,
                 ),

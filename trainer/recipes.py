@@ -77,7 +77,14 @@ class Recipe(_Frozen):
     features: TextFeatures | None = None
     network: Network
     optimizer: Optimizer = Optimizer()
-    loss: Literal["binary_crossentropy", "sparse_categorical_crossentropy", "mse", "huber"]
+    loss: Literal[
+        "binary_crossentropy",
+        "sparse_categorical_crossentropy",
+        "categorical_crossentropy",  # one-hot targets, so that label smoothing can apply
+        "mse",
+        "huber",
+    ]
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     validation: HoldOut | KFold = Field(discriminator="kind")
 
     def with_epochs(self, epochs: int) -> Recipe:

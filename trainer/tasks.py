@@ -86,7 +86,7 @@ def _prepare_text(recipe: Recipe, loaded: data.TextDataset, labels: list[str]) -
         if binary
         else "Topic of a Reuters newswire (46 topics)",
         x_train=encoded(loaded.x_train),
-        y_train=loaded.y_train.astype(np.float32 if binary else np.int64),
+        y_train=_targets(loaded.y_train, binary, len(labels), recipe),
         x_test=encoded(loaded.x_test),
         y_test=loaded.y_test.astype(np.float32 if binary else np.int64),
         build_model=lambda: text_classifier(dim, len(labels), recipe.network),
@@ -104,6 +104,14 @@ def _prepare_text(recipe: Recipe, loaded: data.TextDataset, labels: list[str]) -
         files=loaded.files,
         encoder=encoder,
     )
+
+
+def _targets(labels: np.ndarray, binary: bool, classes: int, recipe: Recipe) -> np.ndarray:
+    if binary:
+        return labels.astype(np.float32)
+    if recipe.loss == "categorical_crossentropy":
+        return np.eye(classes, dtype=np.float32)[labels]
+    return labels.astype(np.int64)
 
 
 def _prepare_boston(recipe: Recipe, data_dir: Path | None) -> Prepared:

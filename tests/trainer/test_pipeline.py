@@ -16,7 +16,8 @@ REUTERS = Recipe(
     name="best",
     features=TextFeatures(num_words=100, features="ngrams", ngram_max=2, vocabulary_size=400),
     network=Network(hidden=[16], dropout=0.2),
-    loss="sparse_categorical_crossentropy",
+    loss="categorical_crossentropy",
+    label_smoothing=0.1,
     validation=HoldOut(
         validation_size=60, epochs=3, batch_size=32, early_stopping_patience=1, refit_on_all=True
     ),

@@ -1,0 +1,24 @@
+"""The protocols: each module holds its wire types and routes, and only translates between them and
+`LoadedModel.predict`, where validation, batching and inference live once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.registry import LoadedModel, Registry
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def served(request: Request, model: LoadedModel) -> LoadedModel:
+    """Records which model version answers, for the metrics and the access log."""
+    request.state.model = model.name
+    request.state.version = str(model.version)
+    return model

@@ -1,0 +1,210 @@
+"""Typed endpoints for people: raw review texts, raw newswires, houses with named features.
+
+Texts are encoded with `service.encoding` and the vocabulary saved beside the model, the very code
+the trainer encoded its training data with.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from service.api import RegistryDep, served
+from service.catalog import BOSTON_FEATURES
+from service.errors import BadInputError, ErrorResponse
+from service.registry import LoadedModel
+
+router = APIRouter(prefix="/api", tags=["Typed endpoints"])
+ERRORS = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+VersionQuery = Annotated[int | None, Query(ge=1, description="model version; default: the newest")]
+
+EXAMPLE_REVIEW = (
+    "A wonderful little film: the acting is superb, the script sharp and funny, "
+    "and I would happily watch it again."
+)
+EXAMPLE_NEWSWIRE = (
+    "the company said net profit rose to 12 mln dlrs or 85 cts a share in the first quarter "
+    "from 9 mln dlrs or 64 cts a year ago on revenues of 410 mln dlrs"
+)
+# The first house of the Boston data set.
+EXAMPLE_HOUSE = dict(zip([f.name for f in BOSTON_FEATURES], [
+    0.00632, 18.0, 2.31, 0.0, 0.538, 6.575, 65.2, 4.09, 1.0, 296.0, 15.3, 396.9, 4.98,
+], strict=True))  # fmt: skip
+
+
+class Answer(BaseModel):
+    model: str
+    version: int
+
+
+class ReviewsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reviews": [EXAMPLE_REVIEW]}]}
+    )
+
+    reviews: list[str] = Field(min_length=1, description="Raw review texts (English)")
+
+
+class Sentiment(BaseModel):
+    label: str = Field(description="negative or positive")
+    probability: float = Field(description="probability of `label`")
+    scores: dict[str, float] = Field(description="probability of each label")
+
+
+class SentimentAnswer(Answer):
+    predictions: list[Sentiment]
+
+
+class NewswiresRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"newswires": [EXAMPLE_NEWSWIRE], "top_k": 3}]},
+    )
+
+    newswires: list[str] | None = Field(None, min_length=1, description="Raw newswire texts")
+    word_ids: list[list[Annotated[int, Field(ge=0)]]] | None = Field(
+        None,
+        min_length=1,
+        description="Or newswires already encoded as keras.datasets.reuters encodes them "
+        "(1 = start, 2 = out of vocabulary, word rank + 3); ids beyond the model's vocabulary "
+        "count as out of vocabulary",
+    )
+    top_k: int = Field(3, ge=1, le=46, description="how many topics to return, most probable first")
+
+
+class TopicScore(BaseModel):
+    topic: str
+    probability: float
+
+
+class Topics(BaseModel):
+    topics: list[TopicScore]
+
+
+class TopicsAnswer(Answer):
+    predictions: list[Topics]
+
+
+House = create_model(
+    "House",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_HOUSE]}),
+    **{
+        f.name: (
+            float,
+            Field(
+                ge=f.minimum,
+                le=f.maximum,
+                allow_inf_nan=False,
+                description=f.description + (f" ({f.unit})" if f.unit else ""),
+            ),
+        )
+        for f in BOSTON_FEATURES
+    },
+)
+
+
+class HousesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    houses: list[House] = Field(min_length=1, description="Houses with the 13 named features")  # type: ignore[valid-type]
+
+
+class Price(BaseModel):
+    price: float
+    unit: str
+
+
+class PricesAnswer(Answer):
+    predictions: list[Price]
+
+
+def _check_texts(request: Request, texts: list[str], field: str) -> None:
+    settings = request.app.state.settings
+    if len(texts) > settings.max_batch_rows:
+        raise BadInputError(
+            f"{len(texts)} items exceed the limit of {settings.max_batch_rows}", field
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            raise BadInputError(
+                f"{len(text)} characters exceed the limit of {settings.max_text_chars}",
+                f"{field}[{i}]",
+            )
+
+
+def _text_model(registry, request: Request, name: str, version: int | None) -> LoadedModel:
+    model = served(request, registry.get(name, version))
+    if model.encoder is None:
+        raise BadInputError(f"model '{name}' does not take text", "model")
+    return model
+
+
+@router.post("/imdb", response_model=SentimentAnswer, responses=ERRORS)
+async def imdb_sentiment(
+    registry: RegistryDep, request: Request, body: ReviewsRequest, version: VersionQuery = None
+):
+    """Sentiment of movie reviews."""
+    model = _text_model(registry, request, "imdb", version)
+    _check_texts(request, body.reviews, "reviews")
+    positive = (await model.predict(model.encoder.encode(body.reviews), "reviews"))[:, 0]
+    negative_label, positive_label = model.config.labels
+    predictions = []
+    for p in positive.tolist():
+        scores = {negative_label: 1 - p, positive_label: p}
+        label = positive_label if p > 0.5 else negative_label
+        predictions.append(Sentiment(label=label, probability=scores[label], scores=scores))
+    return SentimentAnswer(model=model.name, version=model.version, predictions=predictions)
+
+
+@router.post("/reuters", response_model=TopicsAnswer, responses=ERRORS)
+async def reuters_topics(
+    registry: RegistryDep, request: Request, body: NewswiresRequest, version: VersionQuery = None
+):
+    """Topics of newswires, most probable first."""
+    model = _text_model(registry, request, "reuters", version)
+    if (body.newswires is None) == (body.word_ids is None):
+        raise BadInputError("send exactly one of 'newswires' (texts) or 'word_ids'", "newswires")
+    encoder = model.encoder
+    if body.newswires is not None:
+        _check_texts(request, body.newswires, "newswires")
+        rows, field = encoder.encode(body.newswires), "newswires"
+    else:
+        _check_texts(request, body.word_ids, "word_ids")
+        oov, limit = encoder.encoding.oov_id, encoder.encoding.num_words
+        rows = encoder.vectorize([[i if i < limit else oov for i in ids] for ids in body.word_ids])
+        field = "word_ids"
+    probabilities = await model.predict(rows, field)
+    labels = model.config.labels
+    top = np.argsort(-probabilities, axis=1, kind="stable")[:, : body.top_k]
+    predictions = [
+        Topics(topics=[TopicScore(topic=labels[j], probability=float(row[j])) for j in order])
+        for row, order in zip(probabilities, top, strict=True)
+    ]
+    return TopicsAnswer(model=model.name, version=model.version, predictions=predictions)
+
+
+@router.post("/boston", response_model=PricesAnswer, responses=ERRORS)
+async def boston_price(
+    registry: RegistryDep, request: Request, body: HousesRequest, version: VersionQuery = None
+):
+    """Median value of owner-occupied homes, in $1000s."""
+    model = served(request, registry.get("boston", version))
+    settings = request.app.state.settings
+    if len(body.houses) > settings.max_batch_rows:
+        raise BadInputError(
+            f"{len(body.houses)} houses exceed the limit of {settings.max_batch_rows}", "houses"
+        )
+    order = [f.name for f in model.config.encoding.features]
+    rows = np.array(
+        [[getattr(house, name) for name in order] for house in body.houses], dtype=np.float32
+    )
+    prices = (await model.predict(rows, "houses"))[:, 0]
+    unit = model.config.target.unit
+    return PricesAnswer(
+        model=model.name,
+        version=model.version,
+        predictions=[Price(price=p, unit=unit) for p in prices.tolist()],
+    )

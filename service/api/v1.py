@@ -1,0 +1,148 @@
+"""TensorFlow Serving's REST API: model status, metadata and `:predict` in row or columnar format.
+
+https://www.tensorflow.org/tfx/serving/api_rest
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.api import RegistryDep, served
+from service.api.v2 import ERRORS, tensor_to_array
+from service.errors import BadInputError
+
+router = APIRouter(prefix="/v1", tags=["TensorFlow Serving (V1)"])
+
+
+class PredictRequest(BaseModel):
+    """Exactly one of `instances` (a list of rows) or `inputs` (columnar: a list of rows, or an
+    object with the model's input name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signature_name: str | None = None
+    instances: list[Any] | None = None
+    inputs: list[Any] | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_format(self):
+        if (self.instances is None) == (self.inputs is None):
+            raise ValueError("send exactly one of 'instances' (row format) or 'inputs' (columnar)")
+        return self
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any] | None = Field(None, description="row format answer")
+    outputs: list[Any] | None = Field(None, description="columnar format answer")
+
+
+def _status(registry, name: str, version: str | None) -> dict:
+    versions = (
+        [registry.get(name, version).version] if version else sorted(registry.models.get(name, {}))
+    )
+    if not versions:
+        registry.get(name)  # raises the 404
+    return {
+        "model_version_status": [
+            {
+                "version": str(v),
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for v in sorted(versions, reverse=True)
+        ]
+    }
+
+
+@router.get("/models/{model}", responses=ERRORS)
+@router.get("/models/{model}/versions/{version}", responses=ERRORS)
+async def model_status(registry: RegistryDep, model: str, version: str | None = None):
+    return _status(registry, model, version)
+
+
+@router.get("/models/{model}/metadata", responses=ERRORS)
+@router.get("/models/{model}/versions/{version}/metadata", responses=ERRORS)
+async def model_metadata(
+    registry: RegistryDep, request: Request, model: str, version: str | None = None
+):
+    loaded = served(request, registry.get(model, version))
+    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
+
+    def tensor(s) -> dict:
+        return {
+            "dtype": "DT_FLOAT",
+            "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]},
+            "name": s.name,
+        }
+
+    return {
+        "model_spec": {"name": loaded.name, "signature_name": "", "version": str(loaded.version)},
+        "metadata": {
+            "signature_def": {
+                "signature_def": {
+                    "serving_default": {
+                        "inputs": {spec.name: tensor(spec)},
+                        "outputs": {output.name: tensor(output)},
+                        "method_name": "tensorflow/serving/predict",
+                    }
+                }
+            }
+        },
+    }
+
+
+@router.post(
+    "/models/{model}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+@router.post(
+    "/models/{model}/versions/{version}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+async def predict(
+    registry: RegistryDep,
+    request: Request,
+    body: PredictRequest,
+    model: str,
+    version: str | None = None,
+):
+    loaded = served(request, registry.get(model, version))
+    spec = loaded.config.inputs[0]
+    if body.signature_name not in (None, "", "serving_default"):
+        raise BadInputError(
+            f"unknown signature '{body.signature_name}'; use serving_default", "signature_name"
+        )
+    field, rows = (
+        ("instances", body.instances) if body.instances is not None else ("inputs", body.inputs)
+    )
+    if isinstance(rows, dict):
+        if set(rows) != {spec.name}:
+            raise BadInputError(
+                f"the model takes one input named '{spec.name}', got {sorted(rows)}", field
+            )
+        rows = rows[spec.name]
+        field = f"inputs.{spec.name}"
+    # Row format may wrap each row in an object with the input's name.
+    if rows and all(isinstance(r, dict) for r in rows):
+        if any(set(r) != {spec.name} for r in rows):
+            raise BadInputError(
+                f"each instance must be an object with one key '{spec.name}'", field
+            )
+        rows = [r[spec.name] for r in rows]
+    columns = loaded.row_size
+    array = tensor_to_array(
+        rows, [len(rows), columns], field, request.app.state.settings.max_batch_rows, rows_only=True
+    )
+    result = (await loaded.predict(array, field)).tolist()
+    return (
+        PredictResponse(predictions=result)
+        if body.instances is not None
+        else PredictResponse(outputs=result)
+    )
