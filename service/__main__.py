@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import uvicorn
@@ -12,6 +13,9 @@ from service.settings import Settings
 
 def main() -> int:
     settings = Settings()
+    # uvicorn handles SIGTERM itself (graceful shutdown), then raises it again for the handler it
+    # found; with the default one, a clean stop would end as "killed by SIGTERM" (exit code 143).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

@@ -46,8 +46,10 @@ class TextEncoding(BaseModel):
     index_from: int = 3
     features: Literal["word_ids", "ngrams"] = "word_ids"
     ngram_max: int = Field(1, ge=1, le=3)
-    weighting: Literal["binary", "count"] = Field(
-        "binary", description="binary: 1 where the feature occurs; count: occurrences."
+    weighting: Literal["binary", "count", "log_count_idf"] = Field(
+        "binary",
+        description="binary: 1 where the feature occurs; count: occurrences; log_count_idf: "
+        "log(1 + occurrences) × the feature's inverse document frequency in the training texts",
     )
     dim: int = Field(gt=0, description="Length of the model's input row.")
 
@@ -68,7 +70,12 @@ class TextEncoder:
         encoding: TextEncoding,
         words: Sequence[str],
         ngrams: Sequence[Sequence[int]] | None = None,
+        idf: Sequence[float] | None = None,
     ):
+        if (encoding.weighting == "log_count_idf") != (idf is not None):
+            raise ValueError("idf weights go with weighting='log_count_idf', and only with it")
+        if idf is not None and len(idf) != encoding.dim:
+            raise ValueError(f"the encoding needs {encoding.dim} idf weights, got {len(idf)}")
         if encoding.features == "ngrams":
             if ngrams is None or len(ngrams) != encoding.dim:
                 raise ValueError(f"the encoding needs {encoding.dim} n-grams, got {_len(ngrams)}")
@@ -77,6 +84,7 @@ class TextEncoder:
         self.encoding = encoding
         self.words = list(words)
         self.ngrams = [tuple(g) for g in ngrams] if ngrams is not None else None
+        self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
         self._ids = {word: rank + encoding.index_from for rank, word in enumerate(self.words, 1)}
         self._table = str.maketrans(encoding.filters, " " * len(encoding.filters))
         if self.ngrams is not None:
@@ -92,6 +100,7 @@ class TextEncoder:
         word_index: Mapping[str, int],
         encoding: TextEncoding,
         ngrams: Sequence[Sequence[int]] | None = None,
+        idf: Sequence[float] | None = None,
     ) -> TextEncoder:
         """Builds an encoder from a Keras word index (word → frequency rank, 1 = most frequent)."""
         by_rank = sorted(word_index.items(), key=lambda item: item[1])
@@ -99,19 +108,21 @@ class TextEncoder:
         words = [word for word, _ in by_rank[:kept]]
         if [rank for _, rank in by_rank[:kept]] != list(range(1, len(words) + 1)):
             raise ValueError("the word index's ranks are not 1, 2, 3, …")
-        return cls(encoding, words, ngrams)
+        return cls(encoding, words, ngrams, idf)
 
     @classmethod
     def load(cls, encoding: TextEncoding, folder: Path) -> TextEncoder:
         """Reads the vocabulary file that `save` wrote into a model folder."""
         vocabulary = json.loads((Path(folder) / encoding.vocabulary_file).read_text("utf-8"))
-        return cls(encoding, vocabulary["words"], vocabulary.get("ngrams"))
+        return cls(encoding, vocabulary["words"], vocabulary.get("ngrams"), vocabulary.get("idf"))
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / self.encoding.vocabulary_file
         vocabulary: dict[str, list] = {"words": self.words}
         if self.ngrams is not None:
             vocabulary["ngrams"] = [list(g) for g in self.ngrams]
+        if self.idf is not None:
+            vocabulary["idf"] = self.idf.tolist()
         path.write_text(json.dumps(vocabulary, ensure_ascii=False), "utf-8")
         return path
 
@@ -156,7 +167,7 @@ class TextEncoder:
             found, counts = np.unique(self._columns(ids), return_counts=True)
             rows.append(np.full(found.size, row, dtype=np.int64))
             columns.append(found)
-            values.append(counts if encoding.weighting == "count" else np.ones(found.size))
+            values.append(self._weights(found, counts))
         if not rows:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
         return (
@@ -164,6 +175,13 @@ class TextEncoder:
             np.concatenate(columns),
             np.concatenate(values).astype(np.float32),
         )
+
+    def _weights(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        if self.encoding.weighting == "binary":
+            return np.ones(columns.size)
+        if self.encoding.weighting == "count":
+            return counts
+        return np.log1p(counts) * self.idf[columns]
 
     def _columns(self, ids: np.ndarray) -> np.ndarray:
         """The input columns that one id sequence hits, once per occurrence."""
@@ -193,10 +211,17 @@ def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:
 
 
 def ngram_codes(ngrams: Sequence[Sequence[int]], num_words: int) -> np.ndarray:
-    return np.array(
-        [sequence_codes(np.asarray(g, dtype=np.int64), len(g), num_words)[0] for g in ngrams],
-        dtype=np.int64,
-    )
+    """`sequence_codes` of whole n-grams, vectorised per n-gram length (vocabularies are large)."""
+    codes = np.empty(len(ngrams), dtype=np.int64)
+    lengths = np.fromiter(map(len, ngrams), dtype=np.int64, count=len(ngrams))
+    for n in np.unique(lengths):
+        where = np.flatnonzero(lengths == n)
+        digits = np.array([ngrams[i] for i in where], dtype=np.int64).reshape(len(where), n)
+        code = np.zeros(len(where), dtype=np.int64)
+        for k in range(n):
+            code = code * num_words + digits[:, k]
+        codes[where] = code + _length_offset(int(n), num_words)
+    return codes
 
 
 def _length_offset(n: int, num_words: int) -> int:
@@ -239,6 +264,11 @@ def fit_ngram_vocabulary(
     # Sort by descending frequency, then ascending code: deterministic.
     chosen = codes[np.lexsort((codes, -document_frequency))[:size]]
     return [_decode_code(int(code), num_words) for code in chosen]
+
+
+def smooth_idf(document_frequency: np.ndarray, documents: int) -> np.ndarray:
+    """ln((1 + documents) / (1 + df)) + 1: rare features weigh more, none weighs zero."""
+    return np.log((1 + documents) / (1 + np.asarray(document_frequency, dtype=np.float64))) + 1
 
 
 def _len(items: Sequence | None) -> int:

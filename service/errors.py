@@ -34,11 +34,14 @@ class ErrorResponse(BaseModel):
     details: list[ErrorDetail] = []
 
 
-class ServiceError(Exception):
-    """An error to answer with `status`, naming the field at fault where there is one."""
+class ServiceError(StarletteHTTPException):
+    """An error to answer with `status`, naming the field at fault where there is one.
+
+    An HTTPException so that FastAPI lets it through when it is raised while the body is read (the
+    body-size limit); FastAPI turns any other exception there into a bare 400."""
 
     def __init__(self, status: int, reason: str, field: str | None = None):
-        super().__init__(reason)
+        super().__init__(status, reason)
         self.status = status
         self.reason = reason
         self.field = field
@@ -71,21 +74,38 @@ def _field(location: tuple) -> str:
     return text or "body"
 
 
+def _input_error_status(request: Request) -> int:
+    return 400 if request.url.path.startswith(PROTOCOL_PREFIXES) else 422
+
+
+def _validation_detail(error: dict) -> ErrorDetail:
+    if error["type"] == "json_invalid":  # its location is ('body', <character position>)
+        reason = f"not valid JSON: {error.get('ctx', {}).get('error', error['msg'])}"
+        return ErrorDetail(field="body", reason=f"{reason} (character {error['loc'][-1]})")
+    return ErrorDetail(field=_field(tuple(error["loc"])), reason=error["msg"])
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
-        return error_response(error.status, [ErrorDetail(field=error.field, reason=error.reason)])
+        status = error.status
+        if isinstance(error, BadInputError) and status == 400:
+            status = _input_error_status(request)
+        return error_response(status, [ErrorDetail(field=error.field, reason=error.reason)])
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
-        details = [
-            ErrorDetail(field=_field(tuple(e["loc"])), reason=e["msg"]) for e in error.errors()
-        ]
-        protocol = request.url.path.startswith(PROTOCOL_PREFIXES)
-        return error_response(400 if protocol else 422, details)
+        details = [_validation_detail(e) for e in error.errors()]
+        return error_response(_input_error_status(request), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
+            # FastAPI's bare 400 for a body it cannot decode (bytes that are not UTF-8).
+            reason = f"cannot be decoded: {error.__cause__}"
+            return error_response(
+                _input_error_status(request), [ErrorDetail(field="body", reason=reason)]
+            )
         return error_response(
             error.status_code,
             [ErrorDetail(reason=str(error.detail))],

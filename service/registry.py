@@ -55,9 +55,12 @@ class LoadedModel:
             )
         if rows.shape[0] == 0:
             raise BadInputError("the batch is empty", field_name)
+        with np.errstate(over="ignore"):  # values beyond the datatype's range become infinity
+            rows = rows.astype(self.runtime.dtype, copy=False)
         if not np.isfinite(rows).all():
-            raise BadInputError("contains NaN or infinity", field_name)
-        return await self.batcher.submit(rows.astype(self.runtime.dtype, copy=False))
+            datatype = self.config.inputs[0].datatype
+            raise BadInputError(f"contains NaN, infinity or values beyond {datatype}", field_name)
+        return await self.batcher.submit(rows)
 
 
 class Registry:

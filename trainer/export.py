@@ -44,19 +44,32 @@ class Parity:
         return dict(self.__dict__)
 
 
-def export_saved_model(model, path: Path) -> None:
-    model.export(str(path), format="tf_saved_model", verbose=False)
+def _signature(spec: TensorSpec) -> list[tf.TensorSpec]:
+    return [tf.TensorSpec([None if d < 0 else d for d in spec.shape], tf.float32, name=spec.name)]
+
+
+def export_saved_model(model, input_spec: TensorSpec, output_spec: TensorSpec, path: Path) -> None:
+    """A SavedModel with a `serve` function and a `serving_default` signature (for TF Serving)
+    named as the config names the input and output.
+
+    Written with tf.saved_model.save from a module that tracks each backing variable once: Keras's
+    own `model.export` stores every weight twice."""
+    module = tf.Module()
+    module.weights = [variable.value for variable in model.weights]
+    module.serve = tf.function(
+        lambda x: model(x, training=False), input_signature=_signature(input_spec)
+    )
+    signature = tf.function(
+        lambda x: {output_spec.name: module.serve(x)}, input_signature=_signature(input_spec)
+    )
+    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
 
 
 def export_onnx(
     model_fn: Callable, input_spec: TensorSpec, output_spec: TensorSpec, path: Path
 ) -> None:
     """Converts `model_fn` (a Keras model or a SavedModel's `serve`) to ONNX at `path`."""
-    signature = [
-        tf.TensorSpec(
-            [None if d < 0 else d for d in input_spec.shape], tf.float32, name=input_spec.name
-        )
-    ]
+    signature = _signature(input_spec)
     serve = tf.function(lambda x: {output_spec.name: model_fn(x)}, input_signature=signature)
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
     check_signature(proto, [input_spec], [output_spec], path)

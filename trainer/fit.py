@@ -15,6 +15,7 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
+from trainer.models import average
 from trainer.recipes import HoldOut, KFold, Recipe
 
 matplotlib.use("Agg")
@@ -129,10 +130,22 @@ def _compiled(build: Callable[[], keras.Model], recipe: Recipe) -> keras.Model:
     return model
 
 
-def _best_epoch(history: dict[str, list[float]], recipe: Recipe) -> int:
-    """1-based epoch with the best validation metric."""
-    scores = np.asarray(history[f"val_{metric_for(recipe)}"])
-    return int(np.argmin(scores) if metric_for(recipe) == "mae" else np.argmax(scores)) + 1
+def _monitored(recipe: Recipe, plan: HoldOut | KFold) -> tuple[str, str]:
+    """The validation series that picks the best epoch, and whether lower is better."""
+    if plan.monitor == "loss":
+        return "val_loss", "min"
+    metric = metric_for(recipe)
+    return f"val_{metric}", "min" if metric == "mae" else "max"
+
+
+def _best_epoch(history: dict[str, list[float]], recipe: Recipe, plan, window: int = 1) -> int:
+    """1-based epoch with the best (moving-average) validation score."""
+    name, mode = _monitored(recipe, plan)
+    scores = np.asarray(history[name])
+    if window > 1:
+        padded = np.pad(scores, window // 2, mode="edge")
+        scores = np.convolve(padded, np.ones(window) / window, mode="valid")[: len(history[name])]
+    return int(np.argmin(scores) if mode == "min" else np.argmax(scores)) + 1
 
 
 def fit(
@@ -153,10 +166,11 @@ def _fit_holdout(build, x, y, recipe: Recipe, plan: HoldOut, seed: int, verbose:
     n = plan.validation_size
     callbacks = []
     if plan.early_stopping_patience is not None:
+        monitor, mode = _monitored(recipe, plan)
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=f"val_{metric_for(recipe)}",
-                mode="min" if metric_for(recipe) == "mae" else "max",
+                monitor=monitor,
+                mode=mode,
                 patience=plan.early_stopping_patience,
                 restore_best_weights=True,
             )
@@ -170,17 +184,12 @@ def _fit_holdout(build, x, y, recipe: Recipe, plan: HoldOut, seed: int, verbose:
         shuffle=False,  # the tf.data pipeline shuffles, with the seed
         verbose=verbose,
     ).history
-    epochs = _best_epoch(history, recipe) if callbacks else plan.epochs
+    epochs = _best_epoch(history, recipe, plan) if callbacks else plan.epochs
     validation = {
         name[4:]: values[epochs - 1] for name, values in history.items() if name.startswith("val_")
     }
     if plan.refit_on_all:
-        if verbose:
-            print(f"final fit on all {len(y)} training rows for {epochs} epochs", flush=True)
-        model = _compiled(build, recipe)
-        model.fit(
-            dataset(x, y, plan.batch_size, seed), epochs=epochs, shuffle=False, verbose=verbose
-        )
+        model = _final_fit(build, x, y, recipe, epochs, seed, verbose)
     return FitResult(model, [history], validation, epochs)
 
 
@@ -208,15 +217,34 @@ def _fit_kfold(build, x, y, recipe: Recipe, plan: KFold, seed: int, verbose: int
             last = {k: round(v[-1], 4) for k, v in histories[-1].items()}
             print(f"fold {fold + 1}/{plan.folds}: {last}", flush=True)
     mean = {k: np.mean([h[k] for h in histories], axis=0).tolist() for k in histories[0]}
-    epochs = _best_epoch(mean, recipe) if plan.choose_epochs else plan.epochs
+    epochs = _best_epoch(mean, recipe, plan, plan.smoothing) if plan.choose_epochs else plan.epochs
     validation = {
         name[4:]: values[epochs - 1] for name, values in mean.items() if name.startswith("val_")
     }
-    if verbose:
-        print(f"final fit on all {len(y)} training rows for {epochs} epochs", flush=True)
-    model = _compiled(build, recipe)
-    model.fit(dataset(x, y, plan.batch_size, seed), epochs=epochs, shuffle=False, verbose=verbose)
+    model = _final_fit(build, x, y, recipe, epochs, seed, verbose)
     return FitResult(model, histories, validation, epochs)
+
+
+def _final_fit(build, x, y, recipe: Recipe, epochs: int, seed: int, verbose: int) -> keras.Model:
+    """The model to publish: fitted on all training rows, or the average of `recipe.ensemble`
+    such models, each from its own seed."""
+    models = []
+    for member in range(recipe.ensemble):
+        if verbose:
+            which = (
+                f" (ensemble member {member + 1}/{recipe.ensemble})" if recipe.ensemble > 1 else ""
+            )
+            print(f"final fit on all {len(y)} training rows for {epochs} epochs{which}", flush=True)
+        set_seed(seed + member)
+        model = _compiled(build, recipe)
+        model.fit(
+            dataset(x, y, recipe.validation.batch_size, seed + member),
+            epochs=epochs,
+            shuffle=False,
+            verbose=verbose,
+        )
+        models.append(model)
+    return average(models)
 
 
 def plot_curves(

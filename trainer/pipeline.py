@@ -82,7 +82,9 @@ def train(
     model = result.model
 
     with publish.staging(models_dir, dataset) as folder:
-        export.export_saved_model(model, folder / SAVED_MODEL_DIR)
+        export.export_saved_model(
+            model, prepared.inputs[0], prepared.outputs[0], folder / SAVED_MODEL_DIR
+        )
         export.export_onnx(
             lambda x: model(x, training=False),
             prepared.inputs[0],

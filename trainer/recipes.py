@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DATASETS = ("imdb", "reuters", "boston")
 RECIPES = ("book", "best")
@@ -27,18 +27,28 @@ class TextFeatures(_Frozen):
     ngram_max: int = 1
     vocabulary_size: int | None = Field(None, description="n-grams kept, by document frequency")
     min_df: int = 2
-    weighting: Literal["binary", "count"] = "binary"
+    weighting: Literal["binary", "count", "log_count_idf"] = "binary"
+
+
+class TabularFeatures(_Frozen):
+    """Transforms of raw feature columns, all done inside the exported graph."""
+
+    log_features: list[str] = Field([], description="columns replaced by log(1 + x)")
+    standardize_target: bool = Field(
+        False,
+        description="the output unit works in standard units of the training target, which a "
+        "fixed layer scales back to the target's units (a better-conditioned last layer)",
+    )
 
 
 class Network(_Frozen):
-    """A stack of Dense layers; `members` > 1 averages that many independently initialised copies."""
+    """A stack of Dense layers."""
 
     hidden: list[int]
     activation: str = "relu"
     dropout: float = 0.0
     input_dropout: float = 0.0
     l2: float = 0.0
-    members: int = 1
 
 
 class Optimizer(_Frozen):
@@ -54,6 +64,9 @@ class HoldOut(_Frozen):
     epochs: int
     batch_size: int
     early_stopping_patience: int | None = Field(None, description="None: run all epochs")
+    monitor: Literal["loss", "metric"] = Field(
+        "metric", description="what early stopping and the best epoch follow, on validation"
+    )
     refit_on_all: bool = Field(
         False, description="then fit a fresh model on all training rows for the best epoch count"
     )
@@ -69,12 +82,17 @@ class KFold(_Frozen):
     choose_epochs: bool = Field(
         False, description="final fit for the epoch count with the best mean validation score"
     )
+    smoothing: int = Field(
+        1, ge=1, description="moving-average window over that mean curve when choosing"
+    )
+    monitor: Literal["loss", "metric"] = "metric"
 
 
 class Recipe(_Frozen):
     dataset: Literal["imdb", "reuters", "boston"]
     name: Literal["book", "best"]
     features: TextFeatures | None = None
+    tabular: TabularFeatures | None = None
     network: Network
     optimizer: Optimizer = Optimizer()
     loss: Literal[
@@ -86,6 +104,19 @@ class Recipe(_Frozen):
     ]
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     validation: HoldOut | KFold = Field(discriminator="kind")
+    ensemble: int = Field(
+        1, ge=1, description="the final model averages this many independently trained ones"
+    )
+
+    @model_validator(mode="after")
+    def _ensemble_needs_a_final_fit(self) -> Recipe:
+        if (
+            self.ensemble > 1
+            and isinstance(self.validation, HoldOut)
+            and not self.validation.refit_on_all
+        ):
+            raise ValueError("an ensemble is made by the final fit: set refit_on_all")
+        return self
 
     def with_epochs(self, epochs: int) -> Recipe:
         return self.model_copy(
@@ -129,16 +160,26 @@ RECIPE_BOOK: dict[tuple[str, str], Recipe] = {
     ("reuters", "best"): Recipe(
         dataset="reuters",
         name="best",
-        features=TextFeatures(num_words=10_000),
-        network=Network(hidden=[512], dropout=0.5),
-        loss="sparse_categorical_crossentropy",
+        # Every word (no num_words cap); the 10,000 most common, weighted by log count × idf.
+        features=TextFeatures(
+            num_words=31_000,
+            features="ngrams",
+            vocabulary_size=10_000,
+            min_df=1,
+            weighting="log_count_idf",
+        ),
+        network=Network(hidden=[128], dropout=0.5),
+        loss="categorical_crossentropy",
+        label_smoothing=0.1,
         validation=HoldOut(
             validation_size=1_000,
             epochs=30,
-            batch_size=128,
+            batch_size=512,
             early_stopping_patience=3,
+            monitor="loss",
             refit_on_all=True,
         ),
+        ensemble=2,
     ),
     ("boston", "book"): Recipe(
         dataset="boston",
@@ -150,9 +191,14 @@ RECIPE_BOOK: dict[tuple[str, str], Recipe] = {
     ("boston", "best"): Recipe(
         dataset="boston",
         name="best",
-        network=Network(hidden=[64, 64], members=5),
-        loss="mse",
-        validation=KFold(folds=4, epochs=80, batch_size=16),
+        tabular=TabularFeatures(
+            log_features=["crim", "zn", "dis", "rad", "tax", "lstat"], standardize_target=True
+        ),
+        network=Network(hidden=[256, 256], dropout=0.3),
+        optimizer=Optimizer(name="adam"),
+        loss="huber",
+        validation=KFold(folds=4, epochs=200, batch_size=16, choose_epochs=True, smoothing=5),
+        ensemble=5,
     ),
 }
 

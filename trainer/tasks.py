@@ -11,12 +11,12 @@ import keras
 import numpy as np
 
 from service.catalog import BOSTON_FEATURES, BOSTON_TARGET, IMDB_LABELS, REUTERS_LABELS
-from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary
+from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
 from service.repository import TabularEncoding, Target, TensorSpec
 from trainer import data
 from trainer.fit import Inputs, SparseRows
 from trainer.models import price_regressor, text_classifier
-from trainer.recipes import Recipe
+from trainer.recipes import Recipe, TabularFeatures
 
 
 @dataclass
@@ -48,25 +48,30 @@ def prepare(recipe: Recipe, data_dir: Path | None) -> Prepared:
 
 
 def encoder_for(recipe: Recipe, loaded: data.TextDataset) -> TextEncoder:
-    """The recipe's encoder; an n-gram vocabulary is learned from the training texts (no labels)."""
+    """The recipe's encoder. Its n-gram vocabulary and idf weights are learned from the training
+    texts (never their labels)."""
     features = recipe.features
+    train = data.cap_words(loaded.x_train, features.num_words)
     ngrams = None
     if features.features == "ngrams":
         ngrams = fit_ngram_vocabulary(
-            data.cap_words(loaded.x_train, features.num_words),
-            features.num_words,
-            features.ngram_max,
-            features.vocabulary_size,
-            features.min_df,
+            train, features.num_words, features.ngram_max, features.vocabulary_size, features.min_df
         )
-    encoding = TextEncoding(
-        num_words=features.num_words,
-        features=features.features,
-        ngram_max=features.ngram_max,
-        weighting=features.weighting,
-        dim=len(ngrams) if ngrams is not None else features.num_words,
-    )
-    return TextEncoder.from_word_index(loaded.word_index, encoding, ngrams)
+    settings = {
+        "num_words": features.num_words,
+        "features": features.features,
+        "ngram_max": features.ngram_max,
+        "dim": len(ngrams) if ngrams is not None else features.num_words,
+    }
+    if features.weighting != "log_count_idf":
+        encoding = TextEncoding(**settings, weighting=features.weighting)
+        return TextEncoder.from_word_index(loaded.word_index, encoding, ngrams)
+    presence = TextEncoder.from_word_index(loaded.word_index, TextEncoding(**settings), ngrams)
+    _, columns, _ = presence.coordinates(train)
+    document_frequency = np.bincount(columns, minlength=presence.encoding.dim)
+    encoding = TextEncoding(**settings, weighting="log_count_idf")
+    idf = smooth_idf(document_frequency, len(train))
+    return TextEncoder.from_word_index(loaded.word_index, encoding, ngrams, idf)
 
 
 def _prepare_text(recipe: Recipe, loaded: data.TextDataset, labels: list[str]) -> Prepared:
@@ -116,7 +121,20 @@ def _targets(labels: np.ndarray, binary: bool, classes: int, recipe: Recipe) -> 
 
 def _prepare_boston(recipe: Recipe, data_dir: Path | None) -> Prepared:
     loaded = data.load_boston(data_dir)
-    mean, variance = loaded.x_train.mean(axis=0), loaded.x_train.var(axis=0)
+    tabular = recipe.tabular or TabularFeatures()
+    names = [f.name for f in BOSTON_FEATURES]
+    unknown = set(tabular.log_features) - set(names)
+    if unknown:
+        raise ValueError(f"log_features names unknown columns {sorted(unknown)}")
+    log_mask = np.array([name in tabular.log_features for name in names], dtype=np.float32)
+    # The statistics are those of the features as the network sees them: after the log.
+    seen = np.where(log_mask > 0, np.log1p(np.maximum(loaded.x_train, 0)), loaded.x_train)
+    mean, variance = seen.mean(axis=0), seen.var(axis=0)
+    target_mean, target_std = (
+        (float(loaded.y_train.mean()), float(loaded.y_train.std()))
+        if tabular.standardize_target
+        else (0.0, 1.0)
+    )
     return Prepared(
         task="regression",
         description="Median value of owner-occupied homes in a 1970s Boston suburb",
@@ -124,7 +142,14 @@ def _prepare_boston(recipe: Recipe, data_dir: Path | None) -> Prepared:
         y_train=loaded.y_train,
         x_test=loaded.x_test,
         y_test=loaded.y_test,
-        build_model=lambda: price_regressor(mean, variance, recipe.network),
+        build_model=lambda: price_regressor(
+            mean,
+            variance,
+            recipe.network,
+            log_mask if log_mask.any() else None,
+            target_mean,
+            target_std,
+        ),
         inputs=[TensorSpec(name="features", datatype="FP32", shape=[-1, len(BOSTON_FEATURES)])],
         outputs=[TensorSpec(name="price", datatype="FP32", shape=[-1, 1])],
         encoding=TabularEncoding(features=BOSTON_FEATURES),

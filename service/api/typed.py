@@ -198,9 +198,7 @@ async def boston_price(
             f"{len(body.houses)} houses exceed the limit of {settings.max_batch_rows}", "houses"
         )
     order = [f.name for f in model.config.encoding.features]
-    rows = np.array(
-        [[getattr(house, name) for name in order] for house in body.houses], dtype=np.float32
-    )
+    rows = np.array([[getattr(house, name) for name in order] for house in body.houses])
     prices = (await model.predict(rows, "houses"))[:, 0]
     unit = model.config.target.unit
     return PricesAnswer(

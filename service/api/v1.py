@@ -14,7 +14,8 @@ from service.api import RegistryDep, served
 from service.api.v2 import ERRORS, tensor_to_array
 from service.errors import BadInputError
 
-router = APIRouter(prefix="/v1", tags=["TensorFlow Serving (V1)"])
+# Like V2: clients such as `requests.post(url, data=json.dumps(...))` send no Content-Type.
+router = APIRouter(prefix="/v1", tags=["TensorFlow Serving (V1)"], strict_content_type=False)
 
 
 class PredictRequest(BaseModel):

@@ -16,7 +16,9 @@ from service.api import RegistryDep, served
 from service.errors import BadInputError, ErrorResponse
 from service.registry import LoadedModel
 
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+# Protocol clients need not send a JSON Content-Type (tritonclient sends none); FastAPI >= 0.132
+# would otherwise not parse their bodies. Nothing here acts on a browser's cookies, so no CSRF risk.
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], strict_content_type=False)
 ERRORS = {
     400: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
@@ -198,22 +200,23 @@ def tensor_to_array(
     data: list, shape: list[int], field: str, max_rows: int, rows_only: bool = False
 ) -> np.ndarray:
     """JSON tensor data (flat or nested; a list of rows where `rows_only`) → a float array of
-    `shape`, or a 400 naming the field."""
+    `shape`, or a 400 naming the field (a list of rows has no `shape` and `data` of its own)."""
+    shape_field, data_field = (field, field) if rows_only else (f"{field}.shape", f"{field}.data")
     if len(shape) != 2 or any(d < 0 for d in shape):
-        raise BadInputError(f"expected a 2-d shape [rows, columns], got {shape}", f"{field}.shape")
+        raise BadInputError(f"expected a 2-d shape [rows, columns], got {shape}", shape_field)
     if shape[0] > max_rows:
-        raise BadInputError(f"{shape[0]} rows exceed the limit of {max_rows}", f"{field}.shape")
+        raise BadInputError(f"{shape[0]} rows exceed the limit of {max_rows}", shape_field)
     try:
         array = np.asarray(data)
     except ValueError:
-        raise BadInputError("nested data is ragged", f"{field}.data") from None
+        raise BadInputError("nested data is ragged", data_field) from None
     if array.size and array.dtype.kind not in "iuf":
-        raise BadInputError("data must hold numbers only", f"{field}.data")
+        raise BadInputError("data must hold numbers only", data_field)
     if rows_only and array.size and array.ndim != 2:
         raise BadInputError(f"expected a list of rows of {shape[1]} numbers", field)
     if array.size != shape[0] * shape[1]:
         raise BadInputError(
             f"data holds {array.size} elements, shape {shape} needs {shape[0] * shape[1]}",
-            f"{field}.data",
+            data_field,
         )
     return array.reshape(shape)

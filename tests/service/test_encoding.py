@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary
+from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
 
 WORD_INDEX = {"the": 1, "movie": 2, "was": 3, "great": 4, "not": 5, "it's": 6, "br": 7}
 
 
-def encoder(num_words=10, ngrams=None, **settings) -> TextEncoder:
+def encoder(num_words=10, ngrams=None, idf=None, **settings) -> TextEncoder:
     encoding = TextEncoding(num_words=num_words, dim=settings.pop("dim", num_words), **settings)
-    return TextEncoder.from_word_index(WORD_INDEX, encoding, ngrams)
+    return TextEncoder.from_word_index(WORD_INDEX, encoding, ngrams, idf)
 
 
 def test_tokenize_is_keras_text_to_word_sequence():
@@ -103,3 +103,20 @@ def test_inconsistent_encodings_are_rejected(settings, message):
 def test_ngram_encoder_needs_one_ngram_per_column():
     with pytest.raises(ValueError, match="needs 3 n-grams"):
         encoder(features="ngrams", ngram_max=2, dim=3, ngrams=[(1,), (4,)])
+
+
+def test_log_count_idf_weights_occurrences_by_rarity(tmp_path):
+    idf = np.linspace(1.0, 2.0, 10)
+    text_encoder = encoder(weighting="log_count_idf", idf=idf)
+    row = text_encoder.vectorize([[1, 4, 4, 4]])[0]
+    assert row[4] == pytest.approx(np.log1p(3) * idf[4])
+    assert row[1] == pytest.approx(np.log1p(1) * idf[1])
+    text_encoder.save(tmp_path)
+    loaded = TextEncoder.load(text_encoder.encoding, tmp_path)
+    assert np.array_equal(loaded.vectorize([[1, 4, 4, 4]]), text_encoder.vectorize([[1, 4, 4, 4]]))
+    with pytest.raises(ValueError, match="idf weights go with"):
+        encoder(idf=idf)
+
+
+def test_smooth_idf():
+    assert smooth_idf(np.array([10, 1]), 10).tolist() == pytest.approx([1.0, 1 + np.log(11 / 2)])

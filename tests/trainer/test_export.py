@@ -25,7 +25,7 @@ def exported(tmp_path_factory):
     model = price_regressor(
         rng.rand(3).astype("float32"), rng.rand(3).astype("float32") + 1, Network(hidden=[4])
     )
-    export_saved_model(model, folder / "saved_model")
+    export_saved_model(model, INPUT, OUTPUT, folder / "saved_model")
     export_onnx(lambda x: model(x, training=False), INPUT, OUTPUT, folder / "model.onnx")
     return model, folder
 
@@ -42,6 +42,21 @@ def test_onnx_graph_has_exactly_the_configured_inputs_and_outputs(exported):
     assert [o.name for o in session.get_outputs()] == ["price"]
     opset = onnx.load(str(folder / "model.onnx")).opset_import[0].version
     assert opset == 17
+
+
+def test_saved_model_has_a_named_serving_signature_and_each_weight_once(exported):
+    import tensorflow as tf
+
+    model, folder = exported
+    loaded = tf.saved_model.load(str(folder / "saved_model"))
+    signature = loaded.signatures["serving_default"]
+    rows = batches()[0]
+    answer = signature(features=tf.constant(rows))
+    assert list(answer) == ["price"]
+    assert np.allclose(answer["price"].numpy(), model(rows, training=False).numpy(), atol=1e-6)
+    stored = tf.train.list_variables(str(folder / "saved_model" / "variables" / "variables"))
+    weights = [shape for name, shape in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert len(weights) == len(model.weights)
 
 
 def test_parity_passes_for_a_faithful_export(exported):

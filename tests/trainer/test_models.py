@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainer.models import price_regressor, text_classifier
+from trainer.models import average, price_regressor, text_classifier
 from trainer.recipes import RECIPE_BOOK, Network
 
 
@@ -15,11 +15,24 @@ def test_text_classifier_outputs_probabilities(classes, width):
         assert np.allclose(out.sum(axis=1), 1, atol=1e-5)
 
 
-def test_members_are_averaged_in_one_graph():
-    model = text_classifier(10, 46, Network(hidden=[8], members=3))
-    heads = [layer for layer in model.layers if layer.name.startswith("dense")]
-    assert len(heads) == 6  # three members, each hidden + softmax
-    assert any(layer.__class__.__name__ == "Average" for layer in model.layers)
+def test_average_is_one_graph_with_the_mean_of_its_members():
+    members = [text_classifier(10, 46, Network(hidden=[8])) for _ in range(3)]
+    ensemble = average(members)
+    rows = np.random.RandomState(0).rand(4, 10).astype("float32")
+    expected = np.mean([m(rows, training=False).numpy() for m in members], axis=0)
+    assert np.allclose(ensemble(rows, training=False).numpy(), expected, atol=1e-6)
+    assert ensemble.count_params() == sum(m.count_params() for m in members)
+
+
+def test_log_columns_and_target_scaling_live_in_the_graph():
+    mask = np.array([1.0, 0.0], dtype="float32")
+    model = price_regressor(
+        np.zeros(2, "float32"), np.ones(2, "float32"), Network(hidden=[]), mask, 20.0, 5.0
+    )
+    kernel, bias = model.layers[-2].get_weights()
+    raw = np.array([[np.e - 1, 3.0]], dtype="float32")
+    expected = (np.array([[1.0, 3.0]]) @ kernel + bias) * 5.0 + 20.0
+    assert np.allclose(model(raw, training=False).numpy(), expected, atol=1e-5)
 
 
 def test_price_regressor_standardises_raw_features_inside_the_graph():

@@ -9,7 +9,7 @@ from service.catalog import BOSTON_FEATURES, REUTERS_LABELS
 from service.encoding import TextEncoder
 from service.repository import list_versions, read_config
 from trainer import export, pipeline
-from trainer.recipes import HoldOut, KFold, Network, Recipe, TextFeatures
+from trainer.recipes import HoldOut, KFold, Network, Recipe, TabularFeatures, TextFeatures
 
 REUTERS = Recipe(
     dataset="reuters",
@@ -33,7 +33,9 @@ IMDB = Recipe(
 BOSTON = Recipe(
     dataset="boston",
     name="best",
-    network=Network(hidden=[8], members=2),
+    tabular=TabularFeatures(log_features=["crim", "lstat"], standardize_target=True),
+    network=Network(hidden=[8]),
+    ensemble=2,
     loss="mse",
     validation=KFold(folds=3, epochs=3, batch_size=16, choose_epochs=True),
 )

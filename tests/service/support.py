@@ -1,0 +1,237 @@
+"""Helpers shared by the service tests: the committed models read through `service.repository`,
+sample inputs, direct onnxruntime answers, request builders, and a real server process."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from service.api.typed import EXAMPLE_HOUSE
+from service.encoding import TextEncoder, TextEncoding
+from service.repository import ONNX_FILE, ModelConfig, list_versions, read_config
+from service.settings import Settings
+
+with warnings.catch_warnings():  # starlette's TestClient prefers httpx2; httpx works the same
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient  # noqa: F401  (for the tests)
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models"
+MODEL_NAMES = sorted(list_versions(MODELS))
+
+REVIEWS = [
+    "One of the best films I have ever seen: brilliant acting, a wonderful script, a moving and "
+    "beautiful story. A masterpiece, I loved every minute and will watch it again.",
+    "The worst movie I have ever seen. Boring, stupid, badly acted and a complete waste of time; "
+    "the plot makes no sense and the dialogue is awful. Avoid it.",
+    "It was ok, nothing special.",
+]
+NEWSWIRES = [
+    "the company said net profit rose to 12 mln dlrs or 85 cts a share in the first quarter "
+    "from 9 mln dlrs or 64 cts a year ago on revenues of 410 mln dlrs",
+    "crude oil prices fell sharply as opec ministers failed to agree on production quotas and "
+    "output ceilings for the coming months",
+    "the central bank said it would intervene in the foreign exchange market to support the "
+    "dollar against the yen and the mark",
+]
+HOUSES = [
+    EXAMPLE_HOUSE,
+    {**EXAMPLE_HOUSE, "crim": 3.5, "rm": 4.9, "age": 97.0, "lstat": 28.0, "ptratio": 21.0},
+    {**EXAMPLE_HOUSE, "crim": 0.02, "rm": 8.2, "age": 20.0, "lstat": 2.5, "chas": 1.0},
+]
+
+
+def versions(name: str) -> list[int]:
+    return list_versions(MODELS)[name]
+
+
+def newest(name: str) -> int:
+    return max(versions(name))
+
+
+def folder(name: str, version: int | None = None, root: Path = MODELS) -> Path:
+    return Path(root) / name / str(version or newest(name))
+
+
+def config(name: str, version: int | None = None) -> ModelConfig:
+    return read_config(folder(name, version))
+
+
+@functools.cache
+def encoder(name: str, version: int) -> TextEncoder:
+    cfg = config(name, version)
+    assert isinstance(cfg.encoding, TextEncoding), f"{name} is not a text model"
+    return TextEncoder.load(cfg.encoding, folder(name, version))
+
+
+@functools.cache
+def session(name: str, version: int) -> ort.InferenceSession:
+    return ort.InferenceSession(
+        str(folder(name, version) / ONNX_FILE), providers=["CPUExecutionProvider"]
+    )
+
+
+def ort_predict(name: str, version: int, rows: np.ndarray) -> np.ndarray:
+    """The answer of onnxruntime itself on the version's model file."""
+    cfg = config(name, version)
+    sess = session(name, version)
+    return sess.run([cfg.outputs[0].name], {cfg.inputs[0].name: rows.astype(np.float32)})[0]
+
+
+def house_rows(houses: list[dict], version: int | None = None) -> np.ndarray:
+    order = [f.name for f in config("boston", version).encoding.features]
+    return np.array([[house[n] for n in order] for house in houses], dtype=np.float32)
+
+
+def sample_rows(name: str, version: int | None = None) -> np.ndarray:
+    """Three realistic input rows of the version's shape, each different."""
+    version = version or newest(name)
+    if name == "boston":
+        return house_rows(HOUSES, version)
+    texts = REVIEWS if name == "imdb" else NEWSWIRES
+    return encoder(name, version).encode(texts)
+
+
+def v2_body(name: str, rows: np.ndarray, version: int | None = None, nested: bool = False):
+    spec = config(name, version).inputs[0]
+    data = rows.tolist() if nested else rows.ravel().tolist()
+    return {
+        "inputs": [
+            {"name": spec.name, "shape": list(rows.shape), "datatype": spec.datatype, "data": data}
+        ]
+    }
+
+
+def v2_outputs(answer: dict) -> np.ndarray:
+    (output,) = answer["outputs"]
+    return np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+
+
+def settings(**overrides) -> Settings:
+    """Settings for a test app: the committed models, no `.env` file, overrides on top."""
+    overrides.setdefault("model_repository", MODELS)
+    return Settings(_env_file=None, **overrides)
+
+
+def copy_repository(target: Path, names: list[str] | None = None) -> Path:
+    """A copy of the model repository with what the service reads (no SavedModels, no plots)."""
+    for name in names or MODEL_NAMES:
+        for version in versions(name):
+            source, dest = folder(name, version), Path(target) / name / str(version)
+            dest.mkdir(parents=True)
+            for item in source.iterdir():
+                if item.is_file() and item.suffix in (".onnx", ".json"):
+                    shutil.copy2(item, dest / item.name)
+    return Path(target)
+
+
+def add_version(root: Path, name: str, source_version: int, new_version: int) -> Path:
+    """Copies a version folder of `root` into a new version number, its config updated."""
+    source, dest = Path(root) / name / str(source_version), Path(root) / name / str(new_version)
+    shutil.copytree(source, dest)
+    cfg = read_config(source).model_copy(update={"version": new_version})
+    (dest / "config.json").write_text(cfg.model_dump_json(indent=2), "utf-8")
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(repository: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m service` process: this one without SERVICE_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(
+        SERVICE_HOST="127.0.0.1",
+        SERVICE_PORT=str(port),
+        SERVICE_MODEL_REPOSITORY=str(repository),
+        SERVICE_LOG_LEVEL="info",
+    )
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """`python -m service` on a free loopback port, its output in a file."""
+
+    def __init__(self, log_dir: Path, repository: Path = MODELS, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(log_dir) / f"service-{self.port}.log"
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            cwd=log_dir,  # no stray .env file
+            env=service_env(repository, self.port, **env),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the service exited with {self.process.returncode}:\n{self.output()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"the service was not ready within {timeout} s:\n{self.output()}")
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code (the process is killed if it does not exit in time)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{self.output()}") from None
+        finally:
+            self._log_file.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log_file.close()
+
+
+def run_service(repository: Path, timeout: float = 60, **env: str) -> tuple[int, str]:
+    """Runs `python -m service` until it exits (start-up failures): exit code and output."""
+    port = free_port()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "service"],
+            cwd=Path(repository).parent,
+            env=service_env(repository, port, **env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(f"the service did not exit within {timeout} s") from error
+    return result.returncode, result.stdout + result.stderr

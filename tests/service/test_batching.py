@@ -1,0 +1,246 @@
+"""The adaptive batcher (service/batching.py) with a fake model, and batching through the app."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.app import create_app
+from service.batching import Batcher, BatcherClosedError
+from service.settings import Batching
+from tests.service.support import (
+    HOUSES,
+    NEWSWIRES,
+    REVIEWS,
+    encoder,
+    house_rows,
+    newest,
+    settings,
+    v2_body,
+    v2_outputs,
+)
+
+COLUMNS = 3
+
+
+class FakeModel:
+    """`run` doubles its input and records each batch's size. While `hold` is set, calls wait for
+    `release`, so that requests pile up in the queue meanwhile."""
+
+    def __init__(self, fail: Exception | None = None):
+        self.sizes: list[int] = []
+        self.hold = False
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail = fail
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(batch))
+        if self.hold:
+            self.started.set()
+            assert self.release.wait(10), "the test never released the fake model"
+        if self.fail is not None:
+            raise self.fail
+        return batch * 2
+
+
+def rows_of(caller: int, count: int) -> np.ndarray:
+    """Rows no other caller has: caller * 1000 + row * 10 + column."""
+    return caller * 1000 + np.arange(count * COLUMNS, dtype=np.float32).reshape(count, COLUMNS)
+
+
+async def wait_for(condition, what: str) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def with_blocked_first_call(batcher: Batcher, model: FakeModel, requests: list[np.ndarray]):
+    """Submits one request and blocks the model on it, then submits `requests` so that they
+    wait in the queue together; releases the model; returns the answers of `requests`."""
+    model.hold = True
+    first = asyncio.create_task(batcher.submit(rows_of(999, 1)))
+    await wait_for(model.started.is_set, "the first batch to start")
+    tasks = [asyncio.create_task(batcher.submit(rows)) for rows in requests]
+    await wait_for(lambda: batcher._queue.qsize() == len(requests), "the requests to queue")
+    model.release.set()
+    model.hold = False
+    results = await asyncio.gather(first, *tasks, return_exceptions=True)
+    return results[1:]
+
+
+def run(coroutine_function, *args, **batching):
+    """Runs a test coroutine with a fresh batcher around a fake model."""
+
+    async def main():
+        model = FakeModel(batching.pop("fail", None))
+        with ThreadPoolExecutor(2) as executor:
+            batcher = Batcher(model.run, Batching(**batching), executor)
+            try:
+                return await coroutine_function(batcher, model, *args)
+            finally:
+                await batcher.close(5)
+
+    return asyncio.run(main())
+
+
+def each_gets_its_own_rows(counts: list[int]):
+    """A scenario: requests of `counts` rows pile up behind a blocked first call; each caller must
+    get back exactly its own rows (doubled by the fake model). Returns the batch sizes."""
+    requests = [rows_of(caller, count) for caller, count in enumerate(counts)]
+
+    async def scenario(batcher, model):
+        answers = await with_blocked_first_call(batcher, model, requests)
+        for rows, answer in zip(requests, answers, strict=True):
+            np.testing.assert_array_equal(answer, rows * 2)
+        return model.sizes
+
+    return scenario
+
+
+def test_concurrent_requests_are_merged_and_each_gets_its_own_rows():
+    counts = [1, 3, 2, 1, 4, 2, 1, 1]
+    sizes = run(each_gets_its_own_rows(counts), max_batch_size=64, max_wait_ms=0)
+    assert sizes == [1, sum(counts)]  # the first request alone, then all the others in one call
+
+
+def test_batches_respect_max_batch_size():
+    counts = [1, 2, 3, 1, 2, 3, 1, 2, 3, 1]
+    sizes = run(each_gets_its_own_rows(counts), max_batch_size=4, max_wait_ms=0)
+    assert max(sizes) <= 4
+    assert sum(sizes[1:]) == sum(counts)
+    assert len(sizes) - 1 < len(counts)  # still merged
+
+
+def test_a_request_larger_than_the_maximum_is_served_alone():
+    requests = [rows_of(0, 2), rows_of(1, 10), rows_of(2, 2)]
+
+    async def scenario(batcher, model):
+        answers = await with_blocked_first_call(batcher, model, requests)
+        for rows, answer in zip(requests, answers, strict=True):
+            np.testing.assert_array_equal(answer, rows * 2)
+        return model.sizes
+
+    assert run(scenario, max_batch_size=4, max_wait_ms=0) == [1, 2, 10, 2]
+
+
+def test_disabled_batching_runs_each_request_alone():
+    counts = [1, 3, 2, 5]
+    requests = [rows_of(caller, count) for caller, count in enumerate(counts)]
+
+    async def scenario(batcher, model):
+        answers = await asyncio.gather(*(batcher.submit(rows) for rows in requests))
+        for rows, answer in zip(requests, answers, strict=True):
+            np.testing.assert_array_equal(answer, rows * 2)
+        return model.sizes
+
+    sizes = run(scenario, enabled=False)
+    assert sorted(sizes) == sorted(counts)
+
+
+def test_a_failure_reaches_every_waiting_caller_and_the_batcher_goes_on():
+    requests = [rows_of(caller, 2) for caller in range(5)]
+
+    async def scenario(batcher, model):
+        answers = await with_blocked_first_call(batcher, model, requests)
+        model.fail = None
+        after = await batcher.submit(rows_of(7, 1))
+        return answers, after, model.sizes
+
+    answers, after, sizes = run(scenario, max_batch_size=64, max_wait_ms=0,
+                                fail=ValueError("model exploded"))  # fmt: skip
+    assert sizes[:2] == [1, 10]
+    assert all(isinstance(a, ValueError) and str(a) == "model exploded" for a in answers)
+    np.testing.assert_array_equal(after, rows_of(7, 1) * 2)
+
+
+def test_close_waits_for_requests_in_flight():
+    async def scenario(batcher, model):
+        model.hold = True
+        in_flight = asyncio.create_task(batcher.submit(rows_of(1, 2)))
+        await wait_for(model.started.is_set, "the batch to start")
+        closing = asyncio.create_task(batcher.close(timeout=10))
+        await asyncio.sleep(0.05)
+        assert not closing.done(), "close() returned while a request was still running"
+        with pytest.raises(BatcherClosedError):
+            await batcher.submit(rows_of(2, 1))
+        model.release.set()
+        answer = await in_flight
+        await closing
+        return answer
+
+    np.testing.assert_array_equal(run(scenario), rows_of(1, 2) * 2)
+
+
+def test_a_lone_request_needs_no_company():
+    async def scenario(batcher, model):
+        # A 60 s window for company: a lone client must not wait for it (the bound is only a
+        # guard against hanging; a batcher that waited would fail it by far).
+        answers = [await asyncio.wait_for(batcher.submit(rows_of(i, 1)), 20) for i in range(3)]
+        return answers, model.sizes
+
+    answers, sizes = run(scenario, max_batch_size=64, max_wait_ms=60_000)
+    assert sizes == [1, 1, 1]
+    for i, answer in enumerate(answers):
+        np.testing.assert_array_equal(answer, rows_of(i, 1) * 2)
+
+
+# --- through the app --------------------------------------------------------------------------
+
+
+def batch_histogram(text: str, model: str, version: int) -> dict[str, float]:
+    labels = {"model": model, "version": str(version)}
+    return {
+        sample.name.removeprefix("service_batch_size_rows_")
+        + (f"<={sample.labels['le']}" if "le" in sample.labels else ""): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "service_batch_size_rows"
+        for sample in family.samples
+        if all(sample.labels.get(k) == v for k, v in labels.items())
+    }
+
+
+@pytest.mark.parametrize("name", ["boston", "reuters"])
+def test_concurrent_requests_are_batched_by_the_app(name):
+    version = newest(name)
+    if name == "boston":
+        houses = [{**HOUSES[i % 3], "crim": 0.01 * (i + 1)} for i in range(48)]
+        rows = house_rows(houses, version)
+    else:
+        texts = [f"{NEWSWIRES[i % 3]} {REVIEWS[i % 3][: 10 + i]}" for i in range(48)]
+        rows = encoder(name, version).encode(texts)
+    path = f"/v2/models/{name}/infer"
+
+    async def main():
+        app = create_app(settings())
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                alone = []
+                for row in rows:  # one at a time: batches of one row
+                    answer = await client.post(path, json=v2_body(name, row[None]))
+                    alone.append(v2_outputs(answer.json()))
+                together = await asyncio.gather(
+                    *(client.post(path, json=v2_body(name, row[None])) for row in rows)
+                )
+                metrics = (await client.get("/metrics")).text
+        return alone, together, metrics
+
+    alone, together, metrics = asyncio.run(main())
+    assert all(answer.status_code == 200 for answer in together)
+    for single, answer in zip(alone, together, strict=True):
+        np.testing.assert_allclose(v2_outputs(answer.json()), single, rtol=1e-6, atol=1e-6)
+    # the answers differ from row to row, so a mix-up would show
+    assert len({round(float(a[0, 0]), 6) for a in alone}) > len(rows) // 2
+    histogram = batch_histogram(metrics, name, version)
+    assert histogram["sum"] == 2 * len(rows)  # every row inferred once per request
+    assert histogram["count"] > histogram["bucket<=1.0"]  # batches of more than one row
+    assert histogram["count"] < 2 * len(rows)  # fewer inference calls than requests

@@ -1,0 +1,103 @@
+"""The service as a real process (`python -m service`): HTTP details that only a real server shows,
+and the graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import numpy as np
+
+from tests.service.support import (
+    ServerProcess,
+    newest,
+    ort_predict,
+    sample_rows,
+    v2_body,
+    v2_outputs,
+)
+
+
+def test_request_id_over_http(server):
+    answer = httpx.get(f"{server}/v2/health/ready", headers={"X-Request-ID": "abc-123"})
+    assert answer.headers["x-request-id"] == "abc-123"
+    assert len(httpx.get(f"{server}/v2/health/live").headers["x-request-id"]) == 32
+
+
+def test_oversized_chunked_body_is_413_over_http(server):
+    """No Content-Length: the limit is counted as the chunks arrive (default limit: 32 MiB)."""
+    chunk = b" " * (1024 * 1024)
+
+    def body():
+        yield b'{"reviews": ["'
+        for _ in range(40):
+            yield chunk
+        yield b'"]}'
+
+    answer = httpx.post(
+        f"{server}/api/imdb",
+        content=body(),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert "content-length" not in answer.request.headers
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["details"][0]["field"] == "body"
+    assert httpx.get(f"{server}/v2/health/ready").status_code == 200
+
+
+def test_sigterm_lets_requests_in_flight_finish(tmp_path):
+    process = ServerProcess(tmp_path).wait_ready()
+    try:
+        rows = sample_rows("boston")
+        payload = json.dumps(v2_body("boston", rows)).encode()
+        clients = 4
+        started = [threading.Event() for _ in range(clients)]
+        answers: dict[int, httpx.Response | Exception] = {}
+
+        def slow_body(i: int):
+            """The body in 30 parts over 3 s: the request is in flight during the shutdown."""
+            step = len(payload) // 30 + 1
+            for start in range(0, len(payload), step):
+                yield payload[start : start + step]
+                started[i].set()  # the first part has been sent
+                time.sleep(0.1)
+
+        def send(i: int) -> None:
+            try:
+                answers[i] = httpx.post(
+                    f"{process.url}/v2/models/boston/infer",
+                    content=slow_body(i),
+                    headers={"content-type": "application/json", "x-request-id": f"slow-{i}"},
+                    timeout=60,
+                )
+            except Exception as error:
+                answers[i] = error
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for event in started:
+            assert event.wait(30), "a request never started"
+        time.sleep(0.5)  # orders events only: the server has read the requests' headers
+        code = process.terminate(timeout=60)
+        for thread in threads:
+            thread.join(60)
+    finally:
+        process.kill()
+    output = process.output()
+    assert code == 0, output
+
+    expected = ort_predict("boston", newest("boston"), rows)
+    for i in range(clients):
+        answer = answers[i]
+        assert isinstance(answer, httpx.Response), f"request {i} failed: {answer!r}\n{output}"
+        assert answer.status_code == 200, answer.text
+        assert np.abs(v2_outputs(answer.json()) - expected).max() <= 1e-6
+    # They were answered after the shutdown had begun, and the service then stopped cleanly.
+    shutdown = output.index("Shutting down")
+    for i in range(clients):
+        assert output.index(f"[slow-{i}] POST /v2/models/boston/infer 200") > shutdown, output
+    assert output.index("stopped") > shutdown

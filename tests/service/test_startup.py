@@ -1,0 +1,152 @@
+"""Start-up: a broken model repository stops `python -m service` with a non-zero exit and a message
+naming the file; execution providers fall back to the CPU or, when required, refuse to start; and
+the settings read from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import onnxruntime as ort
+import pytest
+
+from service.app import create_app
+from service.settings import Settings, available_cpus
+from tests.service.support import TestClient, copy_repository, newest, run_service, settings
+
+CUDA = "CUDAExecutionProvider"
+needs_no_cuda = pytest.mark.skipif(
+    CUDA in ort.get_available_providers(), reason="this machine has CUDA: nothing falls back"
+)
+
+
+def broken_repository(tmp_path, damage):
+    """A copy of the Boston model (small, quick to load), damaged; returns the root and the path
+    that the service must name."""
+    root = copy_repository(tmp_path / "models", ["boston"])
+    return root, damage(root / "boston" / str(newest("boston")))
+
+
+def remove_onnx(folder):
+    (folder / "model.onnx").unlink()
+    return folder / "model.onnx"
+
+
+def corrupt_onnx(folder):
+    (folder / "model.onnx").write_bytes(b"\x08\x07 truncated graph")
+    return folder / "model.onnx"
+
+
+def rename_input(folder):
+    """A valid config that does not match its graph: the input's name differs."""
+    config = json.loads((folder / "config.json").read_text())
+    config["inputs"][0]["name"] = "houses"
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "model.onnx"
+
+
+def invalid_config(folder):
+    config = json.loads((folder / "config.json").read_text())
+    del config["outputs"]
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "config.json"
+
+
+def misplaced_config(folder):
+    shutil.move(folder, folder.with_name("7"))
+    return folder.with_name("7") / "config.json"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [remove_onnx, corrupt_onnx, rename_input, invalid_config, misplaced_config],
+    ids=["missing model.onnx", "corrupt model.onnx", "config does not match the graph",
+         "invalid config.json", "config of another version"],
+)  # fmt: skip
+def test_a_broken_model_stops_the_start(tmp_path, damage):
+    root, named = broken_repository(tmp_path, damage)
+    code, output = run_service(root)
+    assert code != 0, output
+    assert f"cannot start: {named}" in output, output
+    assert "Application startup complete" not in output
+
+
+def test_an_empty_repository_stops_the_start(tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    code, output = run_service(root)
+    assert code != 0, output
+    assert f"model repository {root} has no models" in output
+
+
+def test_a_missing_repository_stops_the_start(tmp_path):
+    root = tmp_path / "nowhere"
+    code, output = run_service(root)
+    assert code != 0, output
+    assert f"{root} does not exist" in output
+
+
+def test_a_model_without_versions_stops_the_start(tmp_path):
+    root = copy_repository(tmp_path / "models", ["boston"])
+    (root / "imdb").mkdir()
+    code, output = run_service(root)
+    assert code != 0, output
+    assert f"{root / 'imdb'} has no versions" in output
+
+
+@needs_no_cuda
+def test_required_provider_missing_refuses_to_start(tmp_path):
+    root = copy_repository(tmp_path / "models", ["boston"])
+    code, output = run_service(
+        root,
+        SERVICE_PROVIDERS=f"{CUDA},CPUExecutionProvider",
+        SERVICE_REQUIRE_PROVIDERS="true",
+    )
+    assert code != 0, output
+    assert CUDA in output
+    assert "not available" in output
+
+
+@needs_no_cuda
+def test_missing_provider_falls_back_to_the_cpu(monkeypatch):
+    monkeypatch.setenv("SERVICE_PROVIDERS", f"{CUDA},CPUExecutionProvider")
+    monkeypatch.delenv("SERVICE_REQUIRE_PROVIDERS", raising=False)
+    from_env = settings()
+    assert from_env.providers == [CUDA, "CPUExecutionProvider"]
+    with TestClient(create_app(from_env)) as client:
+        for name in ("boston", "imdb", "reuters"):
+            metadata = client.get(f"/v2/models/{name}").json()
+            assert metadata["execution_providers"] == ["CPUExecutionProvider"]
+        assert client.post("/api/imdb", json={"reviews": ["fine"]}).status_code == 200
+
+
+def test_available_cpus():
+    cpus = available_cpus()
+    assert 1 <= cpus <= os.cpu_count()
+    if hasattr(os, "sched_getaffinity"):
+        assert cpus <= len(os.sched_getaffinity(0))
+    assert Settings(_env_file=None).threads() == cpus
+    assert Settings(_env_file=None, intra_op_threads=3).threads() == 3
+
+
+def test_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SERVICE_PROVIDERS", " CUDAExecutionProvider , CPUExecutionProvider,")
+    monkeypatch.setenv("SERVICE_REQUIRE_PROVIDERS", "true")
+    monkeypatch.setenv("SERVICE_MAX_BATCH_ROWS", "12")
+    monkeypatch.setenv("SERVICE_BATCHING", '{"imdb": {"max_batch_size": 128, "enabled": false}}')
+    monkeypatch.setenv("SERVICE_ADMIN_API_KEY", "s3cret")
+    from_env = Settings(_env_file=None)
+    assert from_env.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert from_env.require_providers is True
+    assert from_env.max_batch_rows == 12
+    assert from_env.batching_for("imdb").max_batch_size == 128
+    assert from_env.batching_for("imdb").enabled is False
+    assert from_env.batching_for("boston") == from_env.default_batching
+    assert from_env.admin_api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(from_env)
+
+
+def test_a_single_provider_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SERVICE_PROVIDERS", "CPUExecutionProvider")
+    assert Settings(_env_file=None).providers == ["CPUExecutionProvider"]

@@ -1,0 +1,91 @@
+"""NVIDIA's own client, `tritonclient.http`, unmodified, against the service as a real process:
+JSON tensors (the binary extension is not offered), compared with onnxruntime on the model file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.service.support import MODEL_NAMES, config, newest, ort_predict, sample_rows, versions
+
+httpclient = pytest.importorskip("tritonclient.http")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def triton(server):
+    client = httpclient.InferenceServerClient(url=server.removeprefix("http://"))
+    yield client
+    client.close()
+
+
+def infer(triton, name: str, version: int | None = None, rows=None, **options):
+    version_text = str(version) if version else ""
+    cfg = config(name, version)
+    rows = sample_rows(name, version) if rows is None else rows
+    tensor = httpclient.InferInput(cfg.inputs[0].name, list(rows.shape), cfg.inputs[0].datatype)
+    tensor.set_data_from_numpy(rows.astype(np.float32), binary_data=False)
+    outputs = [httpclient.InferRequestedOutput(cfg.outputs[0].name, binary_data=False)]
+    result = triton.infer(name, [tensor], model_version=version_text, outputs=outputs, **options)
+    return rows, result
+
+
+def test_server_live_and_ready(triton):
+    assert triton.is_server_live()
+    assert triton.is_server_ready()
+    metadata = triton.get_server_metadata()
+    assert metadata["name"] == "dlwp-serving"
+    assert "model_repository" in metadata["extensions"]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_model_ready_and_metadata(triton, name):
+    assert triton.is_model_ready(name)
+    for version in versions(name):
+        assert triton.is_model_ready(name, str(version))
+    assert not triton.is_model_ready(name, str(newest(name) + 100))
+    assert not triton.is_model_ready("no-such-model")
+    metadata = triton.get_model_metadata(name)
+    cfg = config(name)
+    assert metadata["name"] == name
+    assert metadata["versions"] == [str(v) for v in versions(name)]
+    assert metadata["inputs"] == [s.model_dump() for s in cfg.inputs]
+    assert metadata["outputs"] == [s.model_dump() for s in cfg.outputs]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_infer(triton, name):
+    rows, result = infer(triton, name, request_id=f"triton-{name}")
+    cfg = config(name)
+    answer = result.as_numpy(cfg.outputs[0].name)
+    expected = ort_predict(name, newest(name), rows)
+    assert answer.shape == expected.shape
+    assert np.abs(answer - expected).max() <= TOLERANCE
+    response = result.get_response()
+    assert response["model_name"] == name
+    assert response["model_version"] == str(newest(name))
+    assert response["id"] == f"triton-{name}"
+
+
+@pytest.mark.parametrize(("name", "version"), [(n, v) for n in MODEL_NAMES for v in versions(n)])
+def test_infer_explicit_version(triton, name, version):
+    rows, result = infer(triton, name, version)
+    answer = result.as_numpy(config(name, version).outputs[0].name)
+    assert np.abs(answer - ort_predict(name, version, rows)).max() <= TOLERANCE
+    assert result.get_response()["model_version"] == str(version)
+
+
+def test_errors_reach_the_client(triton):
+    """The client raises with the service's message: its `error` field."""
+    with pytest.raises(InferenceServerException, match="model 'nope' is not loaded"):
+        triton.get_model_metadata("nope")
+    rows = sample_rows("boston")
+    tensor = httpclient.InferInput("features", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows, binary_data=False)
+    # Without requested outputs the client asks for binary outputs, which the service declines.
+    with pytest.raises(InferenceServerException, match="binary tensor data extension"):
+        triton.infer("boston", [tensor])
+    with pytest.raises(InferenceServerException, match="NaN"):
+        infer(triton, "boston", rows=np.full((1, 13), np.nan, dtype=np.float32))
