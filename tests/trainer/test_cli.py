@@ -89,7 +89,8 @@ def test_train_then_evaluate_then_refuse_to_overwrite(synthetic_data_dir, tmp_pa
     assert "versions are never overwritten" in capsys.readouterr().err
 
 
-def test_evaluate_unknown_version_exits_5(tmp_path, capsys):
+def test_evaluate_unknown_version_exits_5(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TRAINER_DATA_DIR", raising=False)
     (tmp_path / "boston").mkdir()
     assert (
         main(["evaluate", "boston", "--models", str(tmp_path), "--version", "3"]) == EXIT_REPOSITORY

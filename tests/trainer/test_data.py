@@ -107,3 +107,20 @@ def test_reuters_labels_are_keras_label_names():
     from service.catalog import REUTERS_LABELS
 
     assert tuple(REUTERS_LABELS) == tuple(keras.datasets.reuters.get_label_names())
+
+
+def test_keras_imdb_npz_is_preferred_to_the_raw_reviews(synthetic_data_dir, tmp_path, monkeypatch):
+    for name in ("imdb_word_index.json", "aclImdb.tar.gz"):
+        shutil.copy(synthetic_data_dir / name, tmp_path / name)
+    x = np.empty(4, dtype=object)
+    x[:] = [[5, 6], [7], [8, 9, 10], [4]]
+    np.savez(tmp_path / "imdb.npz", x_train=x, y_train=np.array([0, 1, 0, 1]),
+             x_test=x[::-1], y_test=np.array([1, 0, 1, 0]))  # fmt: skip
+    monkeypatch.setitem(data.SHA256, "imdb.npz", data.sha256_of(tmp_path / "imdb.npz"))
+    loaded = data.load_imdb(tmp_path)
+    assert set(loaded.files) == {"imdb.npz", "imdb_word_index.json"}
+    rng = np.random.RandomState(113)
+    train_order = np.arange(4)
+    rng.shuffle(train_order)
+    assert loaded.x_train == [[1, *(w + 3 for w in x[i])] for i in train_order]
+    assert loaded.y_train.tolist() == [[0, 1, 0, 1][i] for i in train_order]
