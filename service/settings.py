@@ -69,7 +69,9 @@ class Settings(BaseSettings):
         return self.batching.get(model, self.default_batching)
 
     def threads(self) -> int:
-        return self.intra_op_threads or available_cpus()
+        """Intra-op threads per session: the CPUs this process may use, shared among the workers
+        (each worker is a process with its own sessions)."""
+        return self.intra_op_threads or max(1, available_cpus() // self.workers)
 
 
 def available_cpus() -> int:

@@ -128,6 +128,9 @@ def test_available_cpus():
         assert cpus <= len(os.sched_getaffinity(0))
     assert Settings(_env_file=None).threads() == cpus
     assert Settings(_env_file=None, intra_op_threads=3).threads() == 3
+    # Each worker process gets its share of the CPUs, at least one thread.
+    assert Settings(_env_file=None, workers=2).threads() == max(1, cpus // 2)
+    assert Settings(_env_file=None, workers=cpus + 1).threads() == 1
 
 
 def test_settings_from_the_environment(monkeypatch):
