@@ -40,9 +40,6 @@ class Parity:
     max_abs_diff_saved_model: float
     labels_identical: bool | None  # None for regression
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def _signature(spec: TensorSpec) -> list[tf.TensorSpec]:
     return [tf.TensorSpec([None if d < 0 else d for d in spec.shape], tf.float32, name=spec.name)]

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -250,9 +249,3 @@ def machine() -> str:
         ]
         model = names[0] if names else model
     return f"{platform.system()} {platform.machine()}, {cpus} CPUs ({model or 'unknown CPU'})"
-
-
-def summary(config: ModelConfig) -> str:
-    return json.dumps(
-        {"model": f"{config.name}/{config.version}", "test": config.metrics.test}, sort_keys=True
-    )
