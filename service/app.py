@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def home():
-        page = STATIC / "index.html"
-        return FileResponse(page) if page.is_file() else RedirectResponse("/docs")
+        return FileResponse(STATIC / "index.html")
+
+    # The demo page's CSS and JavaScript (service/static, shipped as package data).
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     app.add_middleware(RequestMiddleware, settings=settings, metrics=metrics)
     return app

@@ -1,0 +1,228 @@
+"""The demo page at `/` in a real browser (Debian's Chromium, driven by Playwright) against the
+service on loopback: each model's form gives what the API gives for the same input, errors are
+shown in plain words, the keyboard works, and nothing overflows a phone-sized screen."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from service.api.typed import EXAMPLE_HOUSE
+from service.catalog import BOSTON_FEATURES
+from tests.e2e.conftest import REQUIRED, missing_browser
+from tests.service.support import HOUSES, NEWSWIRES, REVIEWS
+
+_MISSING = missing_browser()
+if _MISSING and REQUIRED:
+    raise RuntimeError(f"E2E_REQUIRE_BROWSER is set but the browser tests cannot run: {_MISSING}")
+if _MISSING:
+    pytest.skip(f"browser tests skipped: {_MISSING}", allow_module_level=True)
+
+META = re.compile(r"^model (\w+) v(\d+) · \d+\.\d ms · \d+ ms round trip$")
+
+
+def percent(p: float) -> str:
+    """As the page writes a probability (JavaScript's toFixed(1) of p × 100)."""
+    return f"{p * 100:.1f} %"
+
+
+def api(server: str, path: str, body: dict, version: str = "") -> dict:
+    params = {"version": version} if version else None
+    response = httpx.post(server + path, json=body, params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def check_meta(output, answer: dict) -> None:
+    text = output.get_by_test_id("meta").inner_text()
+    match = META.match(text)
+    assert match, text
+    assert match.groups() == (answer["model"], str(answer["version"]))
+
+
+def test_page_is_served_with_its_assets_and_links_to_docs(page, demo_server):
+    assert page.title() == "dlwp-serving demo"
+    assert page.locator("a[href='/docs']").count() >= 1
+    for asset in ("/static/demo.css", "/static/demo.js"):
+        assert httpx.get(demo_server + asset).status_code == 200
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("version", ["", "1"], ids=["newest", "v1"])
+def test_imdb_form_shows_the_api_answer(page, demo_server, screenshot, version):
+    page.get_by_label("Movie review (English)").fill(REVIEWS[0])
+    page.locator("#imdb-version").select_option(version)
+    page.get_by_role("button", name="Get the sentiment").click()
+    output = page.locator("#imdb-output")
+    output.get_by_test_id("meta").wait_for()
+
+    answer = api(demo_server, "/api/imdb", {"reviews": [REVIEWS[0]]}, version)
+    prediction = answer["predictions"][0]
+    assert output.get_by_test_id("label").inner_text() == prediction["label"]
+    assert output.get_by_test_id("probability").inner_text() == percent(prediction["probability"])
+    bars = output.locator(".bars li")
+    assert bars.locator(".name").all_inner_texts() == list(prediction["scores"])
+    assert bars.locator(".pct").all_inner_texts() == [
+        percent(p) for p in prediction["scores"].values()
+    ]
+    check_meta(output, answer)
+    if version:
+        assert answer["version"] == int(version)
+    screenshot(page.locator("#imdb"), f"imdb-{version or 'newest'}")
+    assert page.problems == []
+
+
+def test_reuters_form_shows_the_top_topics_in_order(page, demo_server, screenshot):
+    page.get_by_label("Newswire text").fill(NEWSWIRES[1])
+    page.get_by_label("Topics to show").fill("5")
+    page.get_by_role("button", name="Get the topics").click()
+    output = page.locator("#reuters-output")
+    output.get_by_test_id("meta").wait_for()
+
+    answer = api(demo_server, "/api/reuters", {"newswires": [NEWSWIRES[1]], "top_k": 5})
+    topics = answer["predictions"][0]["topics"]
+    rows = output.get_by_test_id("topics").locator("li")
+    assert rows.locator(".name").all_inner_texts() == [t["topic"] for t in topics]
+    assert rows.locator(".pct").all_inner_texts() == [percent(t["probability"]) for t in topics]
+    meters = rows.locator("meter")
+    assert meters.count() == 5
+    values = [float(v) for v in meters.evaluate_all("ms => ms.map(m => m.value)")]
+    assert values == pytest.approx([t["probability"] for t in topics], abs=1e-6)
+    check_meta(output, answer)
+    screenshot(page.locator("#reuters"), "reuters")
+    assert page.problems == []
+
+
+def test_boston_form_matches_the_catalog_and_starts_with_the_first_house(page):
+    inputs = page.locator("#boston-fields input")
+    assert inputs.evaluate_all("xs => xs.map(x => x.name)") == [f.name for f in BOSTON_FEATURES]
+    for feature in BOSTON_FEATURES:
+        field = page.locator(f"#boston-{feature.name}")
+        label = page.locator(f"label[for='boston-{feature.name}']").inner_text()
+        assert feature.description in label
+        if feature.unit:
+            assert f"({feature.unit})" in label
+        assert float(field.input_value()) == EXAMPLE_HOUSE[feature.name]
+        assert field.get_attribute("step") == "any"
+        assert field.get_attribute("type") == "number"
+        for attr, bound in (("min", feature.minimum), ("max", feature.maximum)):
+            value = field.get_attribute(attr)
+            assert (value is None) if bound is None else (float(value) == bound), (attr, feature)
+
+
+@pytest.mark.parametrize("house", [0, 1], ids=["first-house", "changed"])
+def test_boston_form_shows_the_api_price(page, demo_server, screenshot, house):
+    values = HOUSES[house]
+    for name, value in values.items():
+        page.locator(f"#boston-{name}").fill(repr(value))
+    page.get_by_role("button", name="Predict the price").click()
+    output = page.locator("#boston-output")
+    output.get_by_test_id("meta").wait_for()
+
+    answer = api(demo_server, "/api/boston", {"houses": [values]})
+    price = answer["predictions"][0]["price"]
+    assert output.get_by_test_id("price").inner_text() == f"{price:.2f}"
+    assert answer["predictions"][0]["unit"] in output.inner_text()
+    check_meta(output, answer)
+    screenshot(page.locator("#boston"), f"boston-{house}")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value", "body", "expected"),
+    [
+        (
+            "boston",
+            "#boston-rm",
+            "0",
+            {"houses": [{**EXAMPLE_HOUSE, "rm": 0}]},
+            "rm: Input should be greater than or equal to 1",
+        ),
+        (
+            "reuters",
+            "#reuters-top-k",
+            "0",
+            {"newswires": [NEWSWIRES[0]], "top_k": 0},
+            "top_k: Input should be greater than or equal to 1",
+        ),
+    ],
+    ids=["boston-rm-0", "reuters-top-k-0"],
+)
+def test_a_validation_error_is_shown_in_plain_words(
+    page, demo_server, screenshot, model, field, value, body, expected
+):
+    if model == "reuters":
+        page.get_by_label("Newswire text").fill(NEWSWIRES[0])
+    page.locator(field).fill(value)
+    page.locator(f"#{model}-form button[type=submit]").click()
+    output = page.locator(f"#{model}-output")
+    output.get_by_text(expected).wait_for()
+    assert output.is_visible()
+    assert output.get_attribute("role") == "alert"
+    assert "did not accept this input" in output.inner_text()
+    assert "Traceback" not in output.inner_text()
+    assert page.locator(field).get_attribute("aria-invalid") == "true"
+    # The same words as the service's own answer.
+    response = httpx.post(f"{demo_server}/api/{model}", json=body, timeout=10)
+    assert response.status_code == 422
+    assert expected.endswith(response.json()["details"][0]["reason"])
+    screenshot(page.locator(f"#{model}"), f"{model}-error")
+
+
+def test_an_unreachable_service_is_said_so(page, screenshot):
+    page.route("**/api/imdb", lambda route: route.abort())
+    page.get_by_role("button", name="Get the sentiment").click()
+    output = page.locator("#imdb-output")
+    output.get_by_text("Could not reach the service").wait_for()
+    assert output.get_attribute("role") == "alert"
+    screenshot(page.locator("#imdb"), "imdb-network-error")
+
+
+def test_an_empty_review_is_refused_before_sending(page):
+    page.get_by_label("Movie review (English)").fill("   ")
+    page.get_by_role("button", name="Get the sentiment").click()
+    page.locator("#imdb-output").get_by_text("Type or paste a review first.").wait_for()
+
+
+def test_the_forms_work_from_the_keyboard(page, demo_server):
+    page.get_by_label("Movie review (English)").fill(REVIEWS[1])
+    page.get_by_label("Movie review (English)").focus()
+    button = page.get_by_role("button", name="Get the sentiment")
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if button.evaluate("b => b === document.activeElement"):
+            break
+    assert button.evaluate("b => b === document.activeElement"), "Tab never reached the button"
+    page.keyboard.press("Enter")
+    output = page.locator("#imdb-output")
+    output.get_by_test_id("meta").wait_for()
+    answer = api(demo_server, "/api/imdb", {"reviews": [REVIEWS[1]]})
+    assert output.get_by_test_id("label").inner_text() == answer["predictions"][0]["label"]
+
+    # Space on a focused button submits too.
+    page.get_by_role("button", name="Predict the price").focus()
+    page.keyboard.press("Space")
+    page.locator("#boston-output").get_by_test_id("price").wait_for()
+
+
+def test_a_phone_screen_shows_everything_without_horizontal_scrolling(page, screenshot):
+    page.set_viewport_size({"width": 390, "height": 844})
+    for name in ("Get the sentiment", "Get the topics", "Predict the price"):
+        page.get_by_role("button", name=name).click()
+    for model in ("imdb", "reuters", "boston"):
+        page.locator(f"#{model}-output").get_by_test_id("meta").wait_for()
+    screenshot(page, "phone")
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+    assert page.problems == []
+
+
+def test_the_desktop_page(page, screenshot):
+    for name in ("Get the sentiment", "Get the topics", "Predict the price"):
+        page.get_by_role("button", name=name).click()
+    for model in ("imdb", "reuters", "boston"):
+        page.locator(f"#{model}-output").get_by_test_id("meta").wait_for()
+    screenshot(page, "desktop")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 1280
