@@ -49,43 +49,13 @@ def test_missing_data_file_exits_3_naming_it(tmp_path):
 
 def test_train_then_evaluate_then_refuse_to_overwrite(synthetic_data_dir, tmp_path, capsys):
     repository = str(tmp_path / "models")
-    common = ["--data-dir", str(synthetic_data_dir)]
-    assert (
-        main(
-            [
-                "train",
-                "boston",
-                "--recipe",
-                "book",
-                "--epochs",
-                "2",
-                "--quiet",
-                "--out",
-                repository,
-                *common,
-            ]
-        )
-        == 0
-    )
+    data = ["--data-dir", str(synthetic_data_dir)]
+    train = ["train", "boston", "--recipe", "book", "--epochs", "2", "--quiet", "--out", repository]
+    assert main([*train, *data]) == 0
     assert "published" in capsys.readouterr().out
-    assert main(["evaluate", "boston", "--models", repository, *common]) == 0
+    assert main(["evaluate", "boston", "--models", repository, *data]) == 0
     assert capsys.readouterr().out.count(" ok") == 2
-    code = main(
-        [
-            "train",
-            "boston",
-            "--recipe",
-            "book",
-            "--epochs",
-            "2",
-            "--version",
-            "1",
-            "--out",
-            repository,
-            *common,
-        ]
-    )
-    assert code == EXIT_REPOSITORY
+    assert main([*train, "--version", "1", *data]) == EXIT_REPOSITORY
     assert "versions are never overwritten" in capsys.readouterr().err
 
 
