@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from service.registry import LoadedModel, Registry
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
     return request.app.state.registry
 
 

@@ -14,7 +14,7 @@ from service.api import RegistryDep
 from service.errors import ErrorResponse, ServiceError
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     key = request.app.state.settings.admin_api_key
     if key is None:
         raise ServiceError(403, "the repository API is off; set SERVICE_ADMIN_API_KEY to enable it")
