@@ -109,10 +109,10 @@ def check_parity(
     onnx_path: Path,
     batches: Callable[[], Iterable[np.ndarray]],
     task: str,
-) -> Parity:
+) -> tuple[Parity, np.ndarray]:
     """Runs every test row through the reference (the Keras model), the reloaded SavedModel and
     onnxruntime; raises `ExportError` unless both exports are within TOLERANCE of the reference and
-    predict the same labels."""
+    predict the same labels. Returns the parity figures and the ONNX outputs, for scoring."""
     reference_out = np.concatenate([np.asarray(reference(b)) for b in batches()])
     saved_model = tf.saved_model.load(str(saved_model_dir))  # keep it: `serve` needs its variables
     saved_out = np.concatenate([saved_model.serve(tf.constant(b)).numpy() for b in batches()])
@@ -135,7 +135,7 @@ def check_parity(
         or parity.labels_identical is False
     ):
         raise ExportError(f"the exported models disagree with Keras on the test set: {parity}")
-    return parity
+    return parity, onnx_out
 
 
 def predicted_labels(outputs: np.ndarray) -> np.ndarray:

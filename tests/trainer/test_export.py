@@ -61,7 +61,7 @@ def test_saved_model_has_a_named_serving_signature_and_each_weight_once(exported
 
 def test_parity_passes_for_a_faithful_export(exported):
     model, folder = exported
-    parity = check_parity(
+    parity, outputs = check_parity(
         lambda x: model(x, training=False).numpy(),
         folder / "saved_model",
         folder / "model.onnx",
@@ -69,6 +69,7 @@ def test_parity_passes_for_a_faithful_export(exported):
         "regression",
     )
     assert parity.rows == 21
+    assert outputs.shape == (21, 1)
     assert parity.max_abs_diff_onnx <= 1e-5
     assert parity.labels_identical is None
 
