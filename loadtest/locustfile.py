@@ -201,6 +201,8 @@ class TypedImdb(ServiceUser):
 
 class TypedReutersText(ServiceUser):
     weight = 2
+    field = "newswires"  # the sample's text; TypedReutersWordIds sends its word ids instead
+    sample_key = "text"
 
     @task
     def topics(self):
@@ -210,23 +212,14 @@ class TypedReutersText(ServiceUser):
             (prediction,) = answer["predictions"]
             check_topics(prediction["topics"], top_k)
 
-        body = {"newswires": [sample["text"]], "top_k": top_k}
-        self.post("/api/reuters", body, "typed reuters text", check)
+        body = {self.field: [sample[self.sample_key]], "top_k": top_k}
+        self.post("/api/reuters", body, f"typed reuters {self.sample_key}", check)
 
 
-class TypedReutersWordIds(ServiceUser):
+class TypedReutersWordIds(TypedReutersText):
     weight = 1
-
-    @task
-    def topics(self):
-        sample, top_k = random.choice(SAMPLES["reuters"]), random.randint(1, 5)
-
-        def check(answer):
-            (prediction,) = answer["predictions"]
-            check_topics(prediction["topics"], top_k)
-
-        body = {"word_ids": [sample["word_ids"]], "top_k": top_k}
-        self.post("/api/reuters", body, "typed reuters word_ids", check)
+    field = "word_ids"
+    sample_key = "word_ids"
 
 
 class TypedBoston(ServiceUser):
