@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, errors, logs
-from service.api import repository, typed, v1, v2
+from service.api import repository, typed, v1, v2, wire
 from service.errors import ErrorDetail, ServiceError, error_response
 from service.metrics import Metrics
 from service.registry import Registry
@@ -81,6 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The demo page's CSS and JavaScript (service/static, shipped as package data).
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
+    def openapi() -> dict:  # FastAPI's, with the bodies that the prediction routes read themselves
+        return wire.add_body_schemas(FastAPI.openapi(app))
+
+    app.openapi = openapi
     app.add_middleware(RequestMiddleware, settings=settings, metrics=metrics)
     return app
 
@@ -117,11 +121,14 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            declared = int(headers.get(b"content-length", b"0") or 0)
-            if declared > self.limit:
+            declared = headers.get(b"content-length")
+            if declared is not None and int(declared) > self.limit:
                 await self._too_large(scope, receive, send_with_headers)
             else:
-                await self.app(scope, self._limited(receive), send_with_headers)
+                # A declared length bounds the body (the HTTP parser reads no more); a chunked
+                # body is counted as it arrives.
+                checked = receive if declared is not None else self._limited(receive)
+                await self.app(scope, checked, send_with_headers)
         finally:
             self._observe(scope, status, time.perf_counter() - started)
             logs.request_id.reset(token)

@@ -1,16 +1,22 @@
 """Adaptive batching: concurrent requests to one model version are merged into one inference call.
 
-One worker task per model version takes requests from a queue. It always takes everything already
-waiting (up to `max_batch_size` rows), so requests that arrive while a batch runs form the next one
-with no added delay. It also waits up to `max_wait_ms` for more, but only while traffic is
-concurrent (the last batch merged several requests): a lone client pays no waiting time.
-Inference runs in a thread pool, off the event loop (onnxruntime releases the GIL).
+One worker task per model version takes requests from a queue. It takes everything already waiting
+(up to `max_batch_size` rows): requests that arrive while a batch runs form the next one, so
+batches grow with the load and a lone client waits for nobody. With `max_wait_ms` > 0 it also
+waits that long for more, but only while traffic is concurrent (the last batch merged several
+requests), which helps when requests arrive spread out rather than all at once.
+
+Where a call runs: a batch that this model ran in under `inline_below_ms` last time (per batch
+size, in powers of two) runs on the event loop; a slower or unmeasured one runs in the inference
+thread pool (onnxruntime releases the GIL there). Handing a call to a thread and back costs two
+thread wake-ups, more than a small model's whole inference.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -43,6 +49,11 @@ class Batcher:
         self._in_flight = 0
         self._last_batch_requests = 1
         self._closed = False
+        self._seconds: dict[int, float] = {}  # recent run time by batch size bucket
+
+    @staticmethod
+    def _bucket(rows: int) -> int:
+        return rows.bit_length()  # 1; 2-3; 4-7; ...
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """The model's output rows for `rows`, computed alone or merged with concurrent requests."""
@@ -62,11 +73,21 @@ class Batcher:
             self._in_flight -= 1
 
     async def _execute(self, batch: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        out = await loop.run_in_executor(self._executor, self._run, batch)
-        self._on_batch(len(batch), loop.time() - started)
+        bucket = self._bucket(len(batch))
+        expected = self._seconds.get(bucket)
+        if expected is not None and expected * 1000 < self.settings.inline_below_ms:
+            out, seconds = self._timed_run(batch)
+        else:
+            loop = asyncio.get_running_loop()
+            out, seconds = await loop.run_in_executor(self._executor, self._timed_run, batch)
+        self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
+        self._on_batch(len(batch), seconds)
         return out
+
+    def _timed_run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        out = self._run(batch)
+        return out, time.perf_counter() - started
 
     async def _work(self) -> None:
         while True:

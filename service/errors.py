@@ -79,9 +79,9 @@ def _input_error_status(request: Request) -> int:
 
 
 def _validation_detail(error: dict) -> ErrorDetail:
-    if error["type"] == "json_invalid":  # its location is ('body', <character position>)
+    if error["type"] == "json_invalid":  # pydantic's error says where: "... at line 1 column 9"
         reason = f"not valid JSON: {error.get('ctx', {}).get('error', error['msg'])}"
-        return ErrorDetail(field="body", reason=f"{reason} (character {error['loc'][-1]})")
+        return ErrorDetail(field="body", reason=reason)
     return ErrorDetail(field=_field(tuple(error["loc"])), reason=error["msg"])
 
 
@@ -100,12 +100,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
-            # FastAPI's bare 400 for a body it cannot decode (bytes that are not UTF-8).
-            reason = f"cannot be decoded: {error.__cause__}"
-            return error_response(
-                _input_error_status(request), [ErrorDetail(field="body", reason=reason)]
-            )
         return error_response(
             error.status_code,
             [ErrorDetail(reason=str(error.detail))],

@@ -69,7 +69,9 @@ class Registry:
         self.metrics = metrics
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.unavailable: dict[tuple[str, int], str] = {}  # why a version failed to (re)load
-        self._executor = ThreadPoolExecutor(thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(
+            settings.inference_threads(), thread_name_prefix="inference"
+        )
         self._lock = asyncio.Lock()
 
     def load_all(self) -> None:

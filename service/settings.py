@@ -16,12 +16,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Batching(BaseModel):
-    """Adaptive batching of one model: concurrent requests are merged into one inference call of
-    at most `max_batch_size` rows, waiting at most `max_wait_ms` for company once one arrives."""
+    """Adaptive batching of one model (see service/batching.py)."""
 
-    enabled: bool = True
-    max_batch_size: int = Field(64, ge=1)
-    max_wait_ms: float = Field(2.0, ge=0)
+    enabled: bool = Field(True, description="merge concurrent requests into one inference call")
+    max_batch_size: int = Field(64, ge=1, description="rows in one inference call, at most")
+    max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="under concurrent traffic, wait this long for more requests to merge; 0: "
+        "merge what is already waiting (batches still grow with the load)",
+    )
+    inline_below_ms: float = Field(
+        0.2,
+        ge=0,
+        description="calls that took less than this run on the event loop instead of a thread "
+        "(a hand-over costs more); 0: always in a thread",
+    )
 
 
 class Settings(BaseSettings):
@@ -72,6 +82,11 @@ class Settings(BaseSettings):
         """Intra-op threads per session: the CPUs this process may use, shared among the workers
         (each worker is a process with its own sessions)."""
         return self.intra_op_threads or max(1, available_cpus() // self.workers)
+
+    def inference_threads(self) -> int:
+        """Threads that run inference calls: as many as the worker's CPUs hold at `threads()`
+        intra-op threads each; more would only contend for the same cores."""
+        return max(1, available_cpus() // self.workers // self.threads())
 
 
 def available_cpus() -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from service.api import RegistryDep, served
+from service.api import served, wire
 from service.catalog import BOSTON_FEATURES
 from service.errors import BadInputError, ErrorResponse
 from service.registry import LoadedModel
@@ -135,19 +135,24 @@ def _check_texts(request: Request, texts: list[str], field: str) -> None:
             )
 
 
-def _text_model(registry, request: Request, name: str, version: int | None) -> LoadedModel:
-    model = served(request, registry.get(name, version))
+def _text_model(request: Request, name: str, version: int | None) -> LoadedModel:
+    model = served(request, request.app.state.registry.get(name, version))
     if model.encoder is None:
         raise BadInputError(f"model '{name}' does not take text", "model")
     return model
 
 
-@router.post("/imdb", response_model=SentimentAnswer, responses=ERRORS)
-async def imdb_sentiment(
-    registry: RegistryDep, request: Request, body: ReviewsRequest, version: VersionQuery = None
-):
+def _route(path: str, body: type[BaseModel], answer: type[BaseModel]):
+    return router.post(
+        path, response_model=answer, responses=ERRORS, openapi_extra=wire.request_body(body)
+    )
+
+
+@_route("/imdb", ReviewsRequest, SentimentAnswer)
+async def imdb_sentiment(request: Request, version: VersionQuery = None):
     """Sentiment of movie reviews."""
-    model = _text_model(registry, request, "imdb", version)
+    model = _text_model(request, "imdb", version)
+    body = await wire.read(request, ReviewsRequest)
     _check_texts(request, body.reviews, "reviews")
     positive = (await model.predict(model.encoder.encode(body.reviews), "reviews"))[:, 0]
     negative_label, positive_label = model.config.labels
@@ -155,16 +160,15 @@ async def imdb_sentiment(
     for p in positive.tolist():
         scores = {negative_label: 1 - p, positive_label: p}
         label = positive_label if p > 0.5 else negative_label
-        predictions.append(Sentiment(label=label, probability=scores[label], scores=scores))
-    return SentimentAnswer(model=model.name, version=model.version, predictions=predictions)
+        predictions.append({"label": label, "probability": scores[label], "scores": scores})
+    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
 
 
-@router.post("/reuters", response_model=TopicsAnswer, responses=ERRORS)
-async def reuters_topics(
-    registry: RegistryDep, request: Request, body: NewswiresRequest, version: VersionQuery = None
-):
+@_route("/reuters", NewswiresRequest, TopicsAnswer)
+async def reuters_topics(request: Request, version: VersionQuery = None):
     """Topics of newswires, most probable first."""
-    model = _text_model(registry, request, "reuters", version)
+    model = _text_model(request, "reuters", version)
+    body = await wire.read(request, NewswiresRequest)
     if (body.newswires is None) == (body.word_ids is None):
         raise BadInputError("send exactly one of 'newswires' (texts) or 'word_ids'", "newswires")
     encoder = model.encoder
@@ -180,18 +184,17 @@ async def reuters_topics(
     labels = model.config.labels
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, : body.top_k]
     predictions = [
-        Topics(topics=[TopicScore(topic=labels[j], probability=float(row[j])) for j in order])
+        {"topics": [{"topic": labels[j], "probability": float(row[j])} for j in order]}
         for row, order in zip(probabilities, top, strict=True)
     ]
-    return TopicsAnswer(model=model.name, version=model.version, predictions=predictions)
+    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
 
 
-@router.post("/boston", response_model=PricesAnswer, responses=ERRORS)
-async def boston_price(
-    registry: RegistryDep, request: Request, body: HousesRequest, version: VersionQuery = None
-):
+@_route("/boston", HousesRequest, PricesAnswer)
+async def boston_price(request: Request, version: VersionQuery = None):
     """Median value of owner-occupied homes, in $1000s."""
-    model = served(request, registry.get("boston", version))
+    model = served(request, request.app.state.registry.get("boston", version))
+    body = await wire.read(request, HousesRequest)
     settings = request.app.state.settings
     if len(body.houses) > settings.max_batch_rows:
         raise BadInputError(
@@ -201,8 +204,5 @@ async def boston_price(
     rows = np.array([[getattr(house, name) for name in order] for house in body.houses])
     prices = (await model.predict(rows, "houses"))[:, 0]
     unit = model.config.target.unit
-    return PricesAnswer(
-        model=model.name,
-        version=model.version,
-        predictions=[Price(price=p, unit=unit) for p in prices.tolist()],
-    )
+    predictions = [{"price": p, "unit": unit} for p in prices.tolist()]
+    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api import RegistryDep, served
+from service.api import RegistryDep, served, wire
 from service.api.v2 import ERRORS, tensor_to_array
 from service.errors import BadInputError
 
@@ -58,6 +58,55 @@ def _status(registry, name: str, version: str | None) -> dict:
     }
 
 
+# The prediction routes first: routes are tried in order, and these carry the traffic.
+@router.post(
+    "/models/{model}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra=wire.request_body(PredictRequest),
+)
+@router.post(
+    "/models/{model}/versions/{version}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra=wire.request_body(PredictRequest),
+)
+async def predict(request: Request, model: str, version: str | None = None):
+    registry = request.app.state.registry
+    loaded = served(request, registry.get(model, version))
+    body = await wire.read(request, PredictRequest, require_json_type=False)
+    spec = loaded.config.inputs[0]
+    if body.signature_name not in (None, "", "serving_default"):
+        raise BadInputError(
+            f"unknown signature '{body.signature_name}'; use serving_default", "signature_name"
+        )
+    field, rows = (
+        ("instances", body.instances) if body.instances is not None else ("inputs", body.inputs)
+    )
+    if isinstance(rows, dict):
+        if set(rows) != {spec.name}:
+            raise BadInputError(
+                f"the model takes one input named '{spec.name}', got {sorted(rows)}", field
+            )
+        rows = rows[spec.name]
+        field = f"inputs.{spec.name}"
+    # Row format may wrap each row in an object with the input's name.
+    if rows and all(isinstance(r, dict) for r in rows):
+        if any(set(r) != {spec.name} for r in rows):
+            raise BadInputError(
+                f"each instance must be an object with one key '{spec.name}'", field
+            )
+        rows = [r[spec.name] for r in rows]
+    columns = loaded.row_size
+    array = tensor_to_array(
+        rows, [len(rows), columns], field, request.app.state.settings.max_batch_rows, rows_only=True
+    )
+    result = (await loaded.predict(array, field)).tolist()
+    return wire.answer({"predictions" if body.instances is not None else "outputs": result})
+
+
 @router.get("/models/{model}", responses=ERRORS)
 @router.get("/models/{model}/versions/{version}", responses=ERRORS)
 async def model_status(registry: RegistryDep, model: str, version: str | None = None):
@@ -93,57 +142,3 @@ async def model_metadata(
             }
         },
     }
-
-
-@router.post(
-    "/models/{model}:predict",
-    response_model=PredictResponse,
-    response_model_exclude_none=True,
-    responses=ERRORS,
-)
-@router.post(
-    "/models/{model}/versions/{version}:predict",
-    response_model=PredictResponse,
-    response_model_exclude_none=True,
-    responses=ERRORS,
-)
-async def predict(
-    registry: RegistryDep,
-    request: Request,
-    body: PredictRequest,
-    model: str,
-    version: str | None = None,
-):
-    loaded = served(request, registry.get(model, version))
-    spec = loaded.config.inputs[0]
-    if body.signature_name not in (None, "", "serving_default"):
-        raise BadInputError(
-            f"unknown signature '{body.signature_name}'; use serving_default", "signature_name"
-        )
-    field, rows = (
-        ("instances", body.instances) if body.instances is not None else ("inputs", body.inputs)
-    )
-    if isinstance(rows, dict):
-        if set(rows) != {spec.name}:
-            raise BadInputError(
-                f"the model takes one input named '{spec.name}', got {sorted(rows)}", field
-            )
-        rows = rows[spec.name]
-        field = f"inputs.{spec.name}"
-    # Row format may wrap each row in an object with the input's name.
-    if rows and all(isinstance(r, dict) for r in rows):
-        if any(set(r) != {spec.name} for r in rows):
-            raise BadInputError(
-                f"each instance must be an object with one key '{spec.name}'", field
-            )
-        rows = [r[spec.name] for r in rows]
-    columns = loaded.row_size
-    array = tensor_to_array(
-        rows, [len(rows), columns], field, request.app.state.settings.max_batch_rows, rows_only=True
-    )
-    result = (await loaded.predict(array, field)).tolist()
-    return (
-        PredictResponse(predictions=result)
-        if body.instances is not None
-        else PredictResponse(outputs=result)
-    )

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
-from service.api import RegistryDep, served
+from service.api import RegistryDep, served, wire
 from service.errors import BadInputError, ErrorResponse
 from service.registry import LoadedModel
 
@@ -90,6 +90,65 @@ class InferenceResponse(BaseModel):
     outputs: list[ResponseOutput]
 
 
+# The prediction routes first: routes are tried in order, and these carry the traffic.
+@router.post(
+    "/models/{model}/infer",
+    response_model=InferenceResponse,
+    responses=ERRORS,
+    openapi_extra=wire.request_body(InferenceRequest),
+)
+@router.post(
+    "/models/{model}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=ERRORS,
+    openapi_extra=wire.request_body(InferenceRequest),
+)
+async def infer(request: Request, model: str, version: str | None = None):
+    registry = request.app.state.registry
+    loaded = served(request, registry.get(model, version))
+    body = await wire.read(request, InferenceRequest, require_json_type=False)
+    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
+    if _binary_requested(body):
+        raise BadInputError(
+            "the binary tensor data extension is not supported; send JSON data", "parameters"
+        )
+    if len(body.inputs) != 1 or body.inputs[0].name != spec.name:
+        names = [i.name for i in body.inputs]
+        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
+    tensor = body.inputs[0]
+    if tensor.datatype != spec.datatype:
+        raise BadInputError(
+            f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
+            "inputs[0].datatype",
+        )
+    rows = tensor_to_array(
+        tensor.data, tensor.shape, "inputs[0]", request.app.state.settings.max_batch_rows
+    )
+    if body.outputs is not None:
+        unknown = [o.name for o in body.outputs if o.name != output.name]
+        if unknown:
+            raise BadInputError(
+                f"unknown outputs {unknown}; the model has '{output.name}'", "outputs"
+            )
+    result = await loaded.predict(rows, "inputs[0]")
+    return wire.answer(
+        {
+            "model_name": loaded.name,
+            "model_version": str(loaded.version),
+            "id": body.id,
+            "parameters": None,
+            "outputs": [
+                {
+                    "name": output.name,
+                    "shape": list(result.shape),
+                    "datatype": output.datatype,
+                    "data": result.ravel().tolist(),
+                }
+            ],
+        }
+    )
+
+
 @router.get("", response_model=ServerMetadata)
 async def server_metadata():
     return ServerMetadata(name="dlwp-serving", version=__version__, extensions=["model_repository"])
@@ -134,57 +193,6 @@ async def model_ready(
 ):
     loaded = served(request, registry.get(model, version))
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
-
-
-@router.post("/models/{model}/infer", response_model=InferenceResponse, responses=ERRORS)
-@router.post(
-    "/models/{model}/versions/{version}/infer", response_model=InferenceResponse, responses=ERRORS
-)
-async def infer(
-    registry: RegistryDep,
-    request: Request,
-    body: InferenceRequest,
-    model: str,
-    version: str | None = None,
-):
-    loaded = served(request, registry.get(model, version))
-    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
-    if _binary_requested(body):
-        raise BadInputError(
-            "the binary tensor data extension is not supported; send JSON data", "parameters"
-        )
-    if len(body.inputs) != 1 or body.inputs[0].name != spec.name:
-        names = [i.name for i in body.inputs]
-        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
-    tensor = body.inputs[0]
-    if tensor.datatype != spec.datatype:
-        raise BadInputError(
-            f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
-            "inputs[0].datatype",
-        )
-    rows = tensor_to_array(
-        tensor.data, tensor.shape, "inputs[0]", request.app.state.settings.max_batch_rows
-    )
-    if body.outputs is not None:
-        unknown = [o.name for o in body.outputs if o.name != output.name]
-        if unknown:
-            raise BadInputError(
-                f"unknown outputs {unknown}; the model has '{output.name}'", "outputs"
-            )
-    result = await loaded.predict(rows, "inputs[0]")
-    return InferenceResponse(
-        model_name=loaded.name,
-        model_version=str(loaded.version),
-        id=body.id,
-        outputs=[
-            ResponseOutput(
-                name=output.name,
-                shape=list(result.shape),
-                datatype=output.datatype,
-                data=result.ravel().tolist(),
-            )
-        ],
-    )
 
 
 def _binary_requested(body: InferenceRequest) -> bool:

@@ -154,6 +154,9 @@ CASES = [
     Case("body not an object", "/api/imdb", ["good"], 422, "body"),
     Case("non-UTF-8 body (v2)", BOSTON, b'{"id": "caf\xe9", "inputs": []}', 400, "body"),
     Case("non-UTF-8 body (typed)", "/api/imdb", b'{"reviews": ["caf\xe9 \xff"]}', 422, "body"),
+    Case("typed body not labelled JSON", "/api/imdb", {"reviews": ["good"]}, 415, "body",
+         headers={"content-type": "text/plain"}),
+    Case("empty body", BOSTON, b"", 400, "body"),
     # -- models, versions, outputs
     Case("v2 unknown model", "/v2/models/nope/infer", v2(), 404, "model"),
     Case("v2 unknown model metadata", "/v2/models/nope", None, 404, "model", method="GET"),

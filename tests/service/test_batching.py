@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -78,7 +79,9 @@ async def with_blocked_first_call(batcher: Batcher, model: FakeModel, requests: 
 
 
 def run(coroutine_function, *args, **batching):
-    """Runs a test coroutine with a fresh batcher around a fake model."""
+    """Runs a test coroutine with a fresh batcher around a fake model, run in the thread pool
+    (unless `inline_below_ms` says otherwise), where it can be held."""
+    batching.setdefault("inline_below_ms", 0)
 
     async def main():
         model = FakeModel(batching.pop("fail", None))
@@ -191,6 +194,34 @@ def test_a_lone_request_needs_no_company():
     assert sizes == [1, 1, 1]
     for i, answer in enumerate(answers):
         np.testing.assert_array_equal(answer, rows_of(i, 1) * 2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_fast_calls_run_on_the_event_loop_and_slow_ones_in_a_thread(enabled):
+    """The first call of a batch size is measured in the thread pool; a size that ran in under
+    `inline_below_ms` then runs on the event loop, a slower one stays in the pool."""
+
+    def scenario_for(delay: float):
+        async def scenario(batcher, model):
+            threads = []
+
+            def run_model(batch):
+                threads.append(threading.get_ident())
+                time.sleep(delay)
+                return batch * 2
+
+            batcher._run = run_model
+            for i in range(3):
+                answer = await batcher.submit(rows_of(i, 1))
+                np.testing.assert_array_equal(answer, rows_of(i, 1) * 2)
+            return [t == threading.get_ident() for t in threads]
+
+        return scenario
+
+    fast, slow = scenario_for(0), scenario_for(0.01)
+    assert run(fast, enabled=enabled, inline_below_ms=5) == [False, True, True]
+    assert run(slow, enabled=enabled, inline_below_ms=5) == [False, False, False]
+    assert run(fast, enabled=enabled, inline_below_ms=0) == [False, False, False]
 
 
 # --- through the app --------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""The prediction routes' bodies in and answers out, through pydantic-core directly.
+
+FastAPI's own way (a body parameter and a response model) parses the JSON with `json.loads`,
+validates the Python objects, then validates and encodes the returned model again: for a Boston
+house that costs more than the inference. Here a body is parsed and validated in one pass by
+`Model.model_validate_json`, and an answer is written by `pydantic_core.to_json`. The routes still
+declare their models, so the OpenAPI document (and the demo page, which reads it) is unchanged:
+`request_body` documents the body, `response_model` the answer.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import pydantic_core
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from service.errors import BadInputError
+
+Body = TypeVar("Body", bound=BaseModel)
+
+_DOCUMENTED: dict[str, type[BaseModel]] = {}  # request bodies read by `read`, for the OpenAPI
+_REF = "#/components/schemas/{model}"
+
+
+async def read(request: Request, model: type[Body], require_json_type: bool = True) -> Body:
+    """The request's body as `model`, or a 4xx naming the fields at fault, as FastAPI would give.
+
+    `require_json_type`: refuse bodies not labelled JSON (a browser form cannot send JSON to
+    another site without asking first, so this keeps cross-site forms out)."""
+    if require_json_type and not _is_json(request.headers.get("content-type", "")):
+        raise BadInputError(
+            "send the body as JSON, with Content-Type: application/json", "body", 415
+        )
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def answer(content: dict) -> Response:
+    """A 200 answer from plain data (lists, dicts, str, float): no response-model pass."""
+    return Response(pydantic_core.to_json(content), media_type="application/json")
+
+
+def request_body(model: type[BaseModel]) -> dict:
+    """`openapi_extra` for a route that reads `model` with `read`."""
+    _DOCUMENTED[model.__name__] = model
+    schema = {"$ref": _REF.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def add_body_schemas(openapi: dict) -> dict:
+    """Adds the JSON schemas of the bodies `request_body` documented to an OpenAPI document."""
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in _DOCUMENTED.values()], ref_template=_REF
+    )
+    openapi.setdefault("components", {}).setdefault("schemas", {}).update(schemas["$defs"])
+    return openapi
