@@ -85,7 +85,12 @@ class TextEncoder:
         self.words = list(words)
         self.ngrams = [tuple(g) for g in ngrams] if ngrams is not None else None
         self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
-        self._ids = {word: rank + encoding.index_from for rank, word in enumerate(self.words, 1)}
+        # Words ranked beyond `num_words` are left out: they encode as out of vocabulary.
+        self._ids = {
+            word: rank + encoding.index_from
+            for rank, word in enumerate(self.words, 1)
+            if rank + encoding.index_from < encoding.num_words
+        }
         self._table = str.maketrans(encoding.filters, " " * len(encoding.filters))
         if self.ngrams is not None:
             codes = ngram_codes(self.ngrams, encoding.num_words)
@@ -134,9 +139,8 @@ class TextEncoder:
 
     def word_ids(self, text: str) -> list[int]:
         """The Keras `datasets` encoding of one text, start id included."""
-        encoding = self.encoding
-        ids = (self._ids.get(word, encoding.oov_id) for word in self.tokenize(text))
-        return [encoding.start_id, *(i if i < encoding.num_words else encoding.oov_id for i in ids)]
+        get, oov = self._ids.get, self.encoding.oov_id
+        return [self.encoding.start_id, *[get(word, oov) for word in self.tokenize(text)]]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
