@@ -91,12 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 class RequestMiddleware:
     """Per request: an id (`X-Request-ID`, echoed or made), the body-size limit (413), the
-    `X-Process-Time` header, Prometheus counters and latency, one access-log line."""
+    `X-Process-Time` header, Prometheus counters and latency, and an access-log line where
+    `SERVICE_ACCESS_LOG` asks for one."""
 
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics):
         self.app = app
         self.limit = settings.max_body_bytes
         self.metrics = metrics
+        self.access_log = settings.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,11 +163,12 @@ class RequestMiddleware:
         model, version = state.get("model", ""), state.get("version", "")
         self.metrics.requests.labels(endpoint, model, version, str(status)).inc()
         self.metrics.latency.labels(endpoint, model).observe(seconds)
-        log.info(
-            "%s %s %s %s %.1f ms",
-            scope["method"],
-            scope["path"],
-            status,
-            f"{model}/{version}" if model else "-",
-            seconds * 1000,
-        )
+        if self.access_log:
+            log.info(
+                "%s %s %s %s %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                f"{model}/{version}" if model else "-",
+                seconds * 1000,
+            )

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    access_log: bool = Field(
+        False,
+        description="log a line per request (method, path, status, model, ms, request id); "
+        "off by default: at thousands of requests a second it costs CPU and disk, and "
+        "/metrics counts the same",
+    )
     admin_api_key: SecretStr | None = Field(
         None, description="enables the repository (load/unload) API for requests bearing this key"
     )

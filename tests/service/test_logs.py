@@ -3,6 +3,8 @@ import json
 import logging
 
 from service import logs
+from service.app import create_app
+from tests.service.support import TestClient, settings
 
 
 def test_json_log_lines_carry_the_request_id():
@@ -26,3 +28,22 @@ def test_json_log_lines_carry_the_request_id():
     assert line["request_id"] == "abc123"
     assert line["level"] == "info"
     assert line["logger"] == "service.test_logs"
+
+
+def test_the_access_log_is_off_unless_asked_for(caplog):
+    body = {"reviews": ["a fine film"]}
+    for enabled in (False, True):
+        caplog.clear()
+        with (
+            TestClient(create_app(settings(access_log=enabled))) as client,
+            caplog.at_level(logging.INFO, logger="service"),
+        ):
+            answer = client.post("/api/imdb", json=body)
+            assert answer.status_code == 200
+        lines = [r for r in caplog.records if r.name == "service" and "/api/imdb" in r.getMessage()]
+        if not enabled:
+            assert lines == []
+            continue
+        (line,) = lines
+        assert line.getMessage().startswith("POST /api/imdb 200 imdb/")
+        assert line.getMessage().endswith(" ms")
