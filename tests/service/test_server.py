@@ -49,7 +49,8 @@ def test_oversized_chunked_body_is_413_over_http(server):
 
 
 def test_sigterm_lets_requests_in_flight_finish(tmp_path):
-    process = ServerProcess(tmp_path).wait_ready()
+    # The access log shows each request answered after the shutdown began.
+    process = ServerProcess(tmp_path, SERVICE_ACCESS_LOG="true").wait_ready()
     try:
         rows = sample_rows("boston")
         payload = json.dumps(v2_body("boston", rows)).encode()
