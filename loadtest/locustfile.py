@@ -14,15 +14,16 @@ The mixed scenario is all classes together (locust's default when no class names
 people's scripts, and the rest V2 and V1 from other services; with a multiple of 13 users every
 class runs (fewer users leave the light classes out). Pass class names to run some of them only.
 
-The V2 and V1 text classes encode texts as the service does, with the model's own encoder and
-vocabulary read from the model repository ($LOADTEST_MODELS, default `models/` of this checkout),
-and name that version in the URL so the encoding matches the model. Imports no TensorFlow and
-nothing from `trainer`: only `service.encoding`, `service.catalog`, NumPy and the standard library.
+The bodies come from `loadtest/payloads.py`, shared with the benchmark (`loadtest/benchmark.py`)
+so both send the same payloads: the V2 and V1 text classes encode texts as the service does, with
+the model's own encoder and vocabulary read from the model repository ($LOADTEST_MODELS, default
+`models/` of this checkout), and name that version in the URL so the encoding matches the model.
+Imports no TensorFlow and nothing from `trainer`: only `loadtest.payloads`, `service.catalog`,
+NumPy and the standard library.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -36,15 +37,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from service.catalog import IMDB_LABELS, REUTERS_LABELS  # noqa: E402
-from service.encoding import TextEncoder, TextEncoding  # noqa: E402
-
-SAMPLES = json.loads(
-    Path(os.environ.get("LOADTEST_SAMPLES", Path(__file__).with_name("samples.json"))).read_text(
-        "utf-8"
-    )
+from loadtest.payloads import (  # noqa: E402
+    SAMPLES,
+    TYPED_PATHS,
+    boston_body,
+    imdb_body,
+    model_config,
+    reuters_body,
+    rows,
+    v1_body,
+    v1_path,
+    v2_body,
+    v2_path,
 )
-MODELS = Path(os.environ.get("LOADTEST_MODELS", REPO / "models"))
+from service.catalog import IMDB_LABELS, REUTERS_LABELS  # noqa: E402
+
 SUMMARY = os.environ.get("LOADTEST_SUMMARY")  # where to write the final stats, as JSON
 MAX_PRICE = 100.0  # $1000s; the data set's prices are 5..50
 JSON = {"Content-Type": "application/json"}
@@ -87,39 +94,6 @@ def write_summary(**_kwargs) -> None:
 
 class WrongAnswerError(Exception):
     """The service answered 200 with something that is not a right-shaped answer."""
-
-
-@functools.cache
-def model_config(name: str) -> dict:
-    """The newest version's config.json of a model in the repository."""
-    version = max(int(p.name) for p in (MODELS / name).iterdir() if p.name.isdigit())
-    return json.loads((MODELS / name / str(version) / "config.json").read_text("utf-8"))
-
-
-@functools.cache
-def encoder(name: str) -> TextEncoder:
-    config = model_config(name)
-    folder = MODELS / name / str(config["version"])
-    return TextEncoder.load(TextEncoding.model_validate(config["encoding"]), folder)
-
-
-def compact(row) -> list:
-    """A row for JSON, zeros written as 0 (sparse text rows are mostly zeros)."""
-    return [0 if v == 0 else float(v) for v in row.tolist()]
-
-
-@functools.cache
-def rows(name: str) -> tuple[list, ...]:
-    """One input row per sample, built once per process, as the model's newest version takes it."""
-    if name == "boston":
-        order = [f["name"] for f in model_config(name)["encoding"]["features"]]
-        return tuple([s["house"][n] for n in order] for s in SAMPLES["boston"])
-    enc = encoder(name)
-    if name == "imdb":
-        return tuple(compact(r) for r in enc.encode([s["text"] for s in SAMPLES["imdb"]]))
-    limit, oov = enc.encoding.num_words, enc.encoding.oov_id
-    capped = [[i if i < limit else oov for i in s["word_ids"]] for s in SAMPLES["reuters"]]
-    return tuple(compact(r) for r in enc.vectorize(capped))
 
 
 def check_probability(p) -> None:
@@ -196,7 +170,7 @@ class TypedImdb(ServiceUser):
             if set(prediction["scores"]) != set(IMDB_LABELS):
                 raise WrongAnswerError(f"scores for {sorted(prediction['scores'])}")
 
-        self.post("/api/imdb", {"reviews": [sample["text"]]}, "typed imdb", check)
+        self.post(TYPED_PATHS["imdb"], imdb_body(sample["text"]), "typed imdb", check)
 
 
 class TypedReutersText(ServiceUser):
@@ -212,8 +186,8 @@ class TypedReutersText(ServiceUser):
             (prediction,) = answer["predictions"]
             check_topics(prediction["topics"], top_k)
 
-        body = {self.field: [sample[self.sample_key]], "top_k": top_k}
-        self.post("/api/reuters", body, f"typed reuters {self.sample_key}", check)
+        body = reuters_body(sample[self.sample_key], self.field, top_k)
+        self.post(TYPED_PATHS["reuters"], body, f"typed reuters {self.sample_key}", check)
 
 
 class TypedReutersWordIds(TypedReutersText):
@@ -233,7 +207,7 @@ class TypedBoston(ServiceUser):
             (prediction,) = answer["predictions"]
             check_price(prediction["price"])
 
-        self.post("/api/boston", {"houses": [sample["house"]]}, "typed boston", check)
+        self.post(TYPED_PATHS["boston"], boston_body(sample["house"]), "typed boston", check)
 
 
 # Open Inference Protocol (KServe V2) and TensorFlow Serving (V1): other services' traffic.
@@ -244,10 +218,7 @@ class TensorUser(ServiceUser):
     model = ""
 
     def on_start(self):
-        config = model_config(self.model)
-        self.version = config["version"]
-        self.input = config["inputs"][0]
-        self.width = config["outputs"][0]["shape"][-1]
+        self.width = model_config(self.model)["outputs"][0]["shape"][-1]
         self.rows = rows(self.model)  # cached: built by the first user of the class
 
 
@@ -257,12 +228,6 @@ class V2User(TensorUser):
     @task
     def infer(self):
         row = random.choice(self.rows)
-        spec = self.input
-        body = {
-            "inputs": [
-                {"name": spec["name"], "shape": [1, len(row)], "datatype": "FP32", "data": row}
-            ]
-        }
 
         def check(answer):
             (output,) = answer["outputs"]
@@ -272,8 +237,7 @@ class V2User(TensorUser):
                 )
             check_output_rows(self.model, [output["data"]])
 
-        path = f"/v2/models/{self.model}/versions/{self.version}/infer"
-        self.post(path, body, f"v2 {self.model}", check)
+        self.post(v2_path(self.model), v2_body(self.model, row), f"v2 {self.model}", check)
 
 
 class V1User(TensorUser):
@@ -289,8 +253,7 @@ class V1User(TensorUser):
                 raise WrongAnswerError(f"predictions are not 1 row of {self.width}")
             check_output_rows(self.model, predictions)
 
-        path = f"/v1/models/{self.model}/versions/{self.version}:predict"
-        self.post(path, {"instances": [row]}, f"v1 {self.model}", check)
+        self.post(v1_path(self.model), v1_body(row), f"v1 {self.model}", check)
 
 
 class V2Boston(V2User):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -36,30 +37,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_service(log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def with_repo_on_path(env: dict[str, str], checkout: Path = REPO) -> dict[str, str]:
+    """`env` with a checkout (this one) first on PYTHONPATH, so `service` and `loadtest` import
+    from it."""
+    path = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
+    return {**env, "PYTHONPATH": path}
+
+
+def service_environment(
+    settings: dict[str, str] | None = None, checkout: Path = REPO
+) -> dict[str, str]:
+    """This process's environment without its SERVICE_* variables, plus `settings`: the service's
+    defaults but for what is named."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(
-        SERVICE_HOST="127.0.0.1",
-        SERVICE_PORT=str(port),
-        SERVICE_MODEL_REPOSITORY=str(REPO / "models"),
-        SERVICE_LOG_LEVEL="warning",
-    )
+    return with_repo_on_path({**env, **(settings or {})}, checkout)
+
+
+def start_server(
+    command: list[str], env: dict[str, str], port: int, log_path: Path, timeout: float = 60
+) -> tuple[subprocess.Popen, str]:
+    """Starts a server listening on loopback `port`, in the log's folder (so no stray .env file is
+    read), and waits until its `/v2/health/ready` answers 200."""
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        cwd=log_path.parent,  # no stray .env file
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, cwd=log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the service exited with {process.returncode}; see {log_path}")
+            raise SystemExit(
+                f"`{shlex.join(command)}` exited with {process.returncode}; see {log_path}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
                 if response.status == 200:
@@ -67,11 +77,33 @@ def start_service(log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
-    stop_service(process)
-    raise SystemExit(f"the service was not ready within {timeout} s; see {log_path}")
+    stop_server(process)
+    raise SystemExit(f"`{shlex.join(command)}` was not ready within {timeout} s; see {log_path}")
 
 
-def stop_service(process: subprocess.Popen, timeout: float = 30) -> int:
+def start_service(
+    log_path: Path,
+    settings: dict[str, str] | None = None,
+    timeout: float = 60,
+    checkout: Path = REPO,
+) -> tuple[subprocess.Popen, str]:
+    """`python -m service` on the committed models and a free loopback port, with its default
+    settings but for `settings` (SERVICE_* variables); its code from `checkout` (another revision,
+    for a before/after comparison), the models always this checkout's."""
+    port = free_port()
+    env = service_environment(
+        {
+            **(settings or {}),
+            "SERVICE_HOST": "127.0.0.1",
+            "SERVICE_PORT": str(port),
+            "SERVICE_MODEL_REPOSITORY": str(REPO / "models"),
+        },
+        checkout,
+    )
+    return start_server([sys.executable, "-m", "service"], env, port, log_path, timeout)
+
+
+def stop_server(process: subprocess.Popen, timeout: float = 30) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
@@ -110,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = reports / "locust"
     service = None
     if args.start_service:
-        service, host = start_service(reports / "service.log")
+        service, host = start_service(reports / "service.log", {"SERVICE_LOG_LEVEL": "warning"})
         print(f"service ready at {host}", flush=True)
     else:
         host = args.host
@@ -124,13 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     summary_path = reports / "summary.json"
     summary_path.unlink(missing_ok=True)
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "LOADTEST_SUMMARY": str(summary_path)}
+    env = with_repo_on_path({**os.environ, "LOADTEST_SUMMARY": str(summary_path)})
     try:
         code = subprocess.run(command, cwd=REPO, env=env).returncode
     finally:
         if service is not None:
-            service_code = stop_service(service)
+            service_code = stop_server(service)
             if service_code != 0:
                 print(f"the service exited with {service_code} after SIGTERM", file=sys.stderr)
     if not summary_path.exists():

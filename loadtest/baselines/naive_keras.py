@@ -1,0 +1,63 @@
+"""The naive baseline of the benchmark: the Keras model server people write first.
+
+    python -m loadtest.baselines.naive_keras --port 8001 --models boston imdb
+
+FastAPI with a plain `def` endpoint (run in FastAPI's thread pool) on the service's V2 infer path,
+taking the same V2 bodies: each model's newest SavedModel wrapped in a Keras model, and
+`model.predict` on every request's tensor. No batching, no ONNX, TensorFlow in the request path. It
+answers in the V2 response shape. The benchmark runs it in a process of its own (TensorFlow).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from fastapi import FastAPI, HTTPException
+
+from loadtest.baselines.server import arguments, new_app, serve
+from loadtest.payloads import MODELS, model_config
+
+
+def load(name: str) -> keras.Model:
+    """The SavedModel's serving signature as a Keras 3 model (Keras 3 cannot load a SavedModel
+    as a model; `TFSMLayer` wraps one as a layer)."""
+    config = model_config(name)
+    folder = MODELS / name / str(config["version"]) / "saved_model"
+    layer = keras.layers.TFSMLayer(str(folder), call_endpoint="serving_default")
+    inputs = keras.Input(shape=(config["inputs"][0]["shape"][-1],), dtype="float32")
+    return keras.Model(inputs, layer(inputs))
+
+
+def create_app(names: list[str]) -> FastAPI:
+    models = {(name, str(model_config(name)["version"])): load(name) for name in names}
+    app = new_app("naive Keras")
+
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    def infer(name: str, version: str, request: dict):
+        if (name, version) not in models:
+            raise HTTPException(404, f"model {name} version {version} is not loaded")
+        tensor = request["inputs"][0]
+        batch = np.array(tensor["data"]).reshape(tensor["shape"])
+        outputs = models[name, version].predict(batch, verbose=0)
+        return {
+            "model_name": name,
+            "model_version": version,
+            "outputs": [
+                {"name": key, "shape": list(value.shape), "datatype": "FP32",
+                 "data": value.ravel().tolist()}
+                for key, value in outputs.items()
+            ],
+        }  # fmt: skip
+
+    return app
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    args = parser.parse_args()
+    serve(create_app(args.models), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+-- wrk script of the benchmark: POSTs the JSON bodies of a file (one per line) in turn, and prints
+-- the run's counts and latency percentiles as one JSON line.
+--   wrk -t1 -c8 -d10s -s loadtest/wrk.lua URL -- bodies.jsonl
+-- Each line is "PATH<TAB>BODY"; every thread starts at a different line.
+
+local requests = {}
+local position = 0
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local tab = line:find("\t", 1, true)
+    requests[#requests + 1] = wrk.format(
+      "POST", line:sub(1, tab - 1), { ["Content-Type"] = "application/json" }, line:sub(tab + 1))
+  end
+  position = math.random(#requests) - 1
+end
+
+function request()
+  position = position % #requests + 1
+  return requests[position]
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, "read_errors": %d, '
+      .. '"write_errors": %d, "status_errors": %d, "timeouts": %d, "p50_us": %d, "p95_us": %d, '
+      .. '"p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
+    summary.requests, summary.duration, summary.bytes, errors.connect, errors.read, errors.write,
+    errors.status, errors.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max, latency.mean))
+end

@@ -1,0 +1,57 @@
+"""loadtest/profile_service.py: how samples are grouped, and one short real run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.profile_service import group_of
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("stack", "group"),
+    [
+        (["run (asyncio/runners.py:118)", "app (fastapi/routing.py:438)",
+          "infer (service/api/v2.py:133)", "predict (service/registry.py:63)",
+          "run (onnxruntime/capi/onnxruntime_inference_collection.py:406)"],
+         "inference (onnxruntime)"),
+        (["app (fastapi/routing.py:438)", "read (service/api/wire.py:39)",
+          "model_validate_json (pydantic/main.py:847)"], "body parsing and validation"),
+        (["app (fastapi/routing.py:438)", "imdb_sentiment (service/api/typed.py:140)",
+          "word_ids (service/encoding.py:138)"], "text encoding"),
+        (["__call__ (service/app.py:131)", "labels (prometheus_client/metrics.py:138)"],
+         "request middleware and metrics"),
+        (["__call__ (service/app.py:131)", "app (fastapi/routing.py:438)",
+          "matches (starlette/routing.py:251)"], "FastAPI and Starlette"),
+        (["data_received (uvicorn/protocols/http/httptools_impl.py:174)"], "uvicorn (HTTP)"),
+        (["run (asyncio/runners.py:118)"], "event loop and other"),
+    ],
+)  # fmt: skip
+def test_a_sample_goes_to_its_innermost_group(stack, group):
+    assert group_of(stack) == group
+
+
+def test_a_short_profile_run(tmp_path):
+    if shutil.which("wrk") is None:
+        if os.environ.get("LOADTEST_REQUIRE_WRK") == "1":
+            pytest.fail("wrk is not on PATH and LOADTEST_REQUIRE_WRK=1")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "loadtest" / "profile_service.py"), "--seconds", "3",
+         "--concurrency", "4", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = (tmp_path / "profile-boston-v2.md").read_text("utf-8")
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "%" in line]
+    shares = [float(line.split("|")[2].strip().rstrip("%")) for line in rows]
+    assert abs(sum(shares) - 100) < 1, report
+    assert any(line.startswith("| inference (onnxruntime) |") for line in rows), report
+    assert (tmp_path / "profile-boston-v2.txt").stat().st_size > 0
