@@ -932,7 +932,10 @@ def main(argv: list[str] | None = None) -> int:
         "service_code": service_code(args.service_checkout or REPO),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": time.monotonic() - started,
-        "settings": {**vars(args), "out": str(out), "wrk_timeout_s": WRK_TIMEOUT_S},
+        "settings": {
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "wrk_timeout_s": WRK_TIMEOUT_S,
+        },
         "machine": machine(),
         "points": points,
         "compute_limit": limits,

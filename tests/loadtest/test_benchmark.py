@@ -79,8 +79,10 @@ def test_benchmark_measures_every_target_without_errors(tmp_path):
 def test_soak_reloads_every_model_under_load(tmp_path):
     results = run_benchmark(
         tmp_path, "--models", "boston", "--concurrency", "8", "--duration", "1", "--warmup", "1",
-        "--no-naive", "--soak-time", "10",
+        "--no-naive", "--soak-time", "10", "--service-checkout", str(REPO),
     )  # fmt: skip
+    assert results["service_code"].startswith("commit ")  # the checkout the service ran from
+    assert results["settings"]["service_checkout"] == str(REPO)
     soak = results["soak"]
     assert soak["passed"], soak
     assert {r["model"] for r in soak["reloads"]} == {"boston", "imdb", "reuters"}
