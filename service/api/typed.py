@@ -142,13 +142,7 @@ def _text_model(request: Request, name: str, version: int | None) -> LoadedModel
     return model
 
 
-def _route(path: str, body: type[BaseModel], answer: type[BaseModel]):
-    return router.post(
-        path, response_model=answer, responses=ERRORS, openapi_extra=wire.request_body(body)
-    )
-
-
-@_route("/imdb", ReviewsRequest, SentimentAnswer)
+@wire.post(router, "/imdb", body=ReviewsRequest, answer=SentimentAnswer, responses=ERRORS)
 async def imdb_sentiment(request: Request, version: VersionQuery = None):
     """Sentiment of movie reviews."""
     model = _text_model(request, "imdb", version)
@@ -164,7 +158,7 @@ async def imdb_sentiment(request: Request, version: VersionQuery = None):
     return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
 
 
-@_route("/reuters", NewswiresRequest, TopicsAnswer)
+@wire.post(router, "/reuters", body=NewswiresRequest, answer=TopicsAnswer, responses=ERRORS)
 async def reuters_topics(request: Request, version: VersionQuery = None):
     """Topics of newswires, most probable first."""
     model = _text_model(request, "reuters", version)
@@ -190,7 +184,7 @@ async def reuters_topics(request: Request, version: VersionQuery = None):
     return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
 
 
-@_route("/boston", HousesRequest, PricesAnswer)
+@wire.post(router, "/boston", body=HousesRequest, answer=PricesAnswer, responses=ERRORS)
 async def boston_price(request: Request, version: VersionQuery = None):
     """Median value of owner-occupied homes, in $1000s."""
     model = served(request, request.app.state.registry.get("boston", version))

@@ -59,19 +59,14 @@ def _status(registry, name: str, version: str | None) -> dict:
 
 
 # The prediction routes first: routes are tried in order, and these carry the traffic.
-@router.post(
+@wire.post(
+    router,
     "/models/{model}:predict",
-    response_model=PredictResponse,
-    response_model_exclude_none=True,
-    responses=ERRORS,
-    openapi_extra=wire.request_body(PredictRequest),
-)
-@router.post(
     "/models/{model}/versions/{version}:predict",
-    response_model=PredictResponse,
+    body=PredictRequest,
+    answer=PredictResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
-    openapi_extra=wire.request_body(PredictRequest),
 )
 async def predict(request: Request, model: str, version: str | None = None):
     registry = request.app.state.registry

@@ -91,17 +91,13 @@ class InferenceResponse(BaseModel):
 
 
 # The prediction routes first: routes are tried in order, and these carry the traffic.
-@router.post(
+@wire.post(
+    router,
     "/models/{model}/infer",
-    response_model=InferenceResponse,
-    responses=ERRORS,
-    openapi_extra=wire.request_body(InferenceRequest),
-)
-@router.post(
     "/models/{model}/versions/{version}/infer",
-    response_model=InferenceResponse,
+    body=InferenceRequest,
+    answer=InferenceResponse,
     responses=ERRORS,
-    openapi_extra=wire.request_body(InferenceRequest),
 )
 async def infer(request: Request, model: str, version: str | None = None):
     registry = request.app.state.registry

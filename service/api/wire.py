@@ -10,10 +10,11 @@ declare their models, so the OpenAPI document (and the demo page, which reads it
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pydantic_core
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
@@ -53,6 +54,22 @@ def _is_json(content_type: str) -> bool:
 def answer(content: dict) -> Response:
     """A 200 answer from plain data (lists, dicts, str, float): no response-model pass."""
     return Response(pydantic_core.to_json(content), media_type="application/json")
+
+
+def post(
+    router: APIRouter, *paths: str, body: type[BaseModel], answer: type[BaseModel], **options: Any
+) -> Callable:
+    """Registers a prediction handler on each of `paths`: it reads `body` with `read` and returns
+    `answer`'s shape with `answer`; both are documented in the OpenAPI document."""
+
+    def register(handler: Callable) -> Callable:
+        for path in paths:
+            router.post(path, response_model=answer, openapi_extra=request_body(body), **options)(
+                handler
+            )
+        return handler
+
+    return register
 
 
 def request_body(model: type[BaseModel]) -> dict:
