@@ -16,15 +16,12 @@ from service.api.typed import (
 )
 from service.api.v1 import PredictRequest, PredictResponse
 from service.api.v2 import InferenceRequest, InferenceResponse
-from service.app import create_app
 from tests.service.support import (
     HOUSES,
     NEWSWIRES,
     REVIEWS,
-    TestClient,
     newest,
     sample_rows,
-    settings,
     v2_body,
 )
 
@@ -56,12 +53,6 @@ ROUTES = [  # path, its OpenAPI template, a body, the body's model, the answer's
     ),
 ]
 IDS = [f"{r[0]} {next(iter(r[2]))}" for r in ROUTES]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(settings())) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")
