@@ -18,8 +18,10 @@ async def get_registry(request: Request) -> Registry:
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
-def served(request: Request, model: LoadedModel) -> LoadedModel:
-    """Records which model version answers, for the metrics and the access log."""
+def served(request: Request, name: str, version: int | str | None = None) -> LoadedModel:
+    """The loaded version that answers this request (the newest where none is named), recorded
+    for the metrics and the access log."""
+    model = request.app.state.registry.get(name, version)
     request.state.model = model.name
     request.state.version = str(model.version)
     return model

@@ -136,7 +136,7 @@ def _check_texts(request: Request, texts: list[str], field: str) -> None:
 
 
 def _text_model(request: Request, name: str, version: int | None) -> LoadedModel:
-    model = served(request, request.app.state.registry.get(name, version))
+    model = served(request, name, version)
     if model.encoder is None:
         raise BadInputError(f"model '{name}' does not take text", "model")
     return model
@@ -187,7 +187,7 @@ async def reuters_topics(request: Request, version: VersionQuery = None):
 @wire.post(router, "/boston", body=HousesRequest, answer=PricesAnswer, responses=ERRORS)
 async def boston_price(request: Request, version: VersionQuery = None):
     """Median value of owner-occupied homes, in $1000s."""
-    model = served(request, request.app.state.registry.get("boston", version))
+    model = served(request, "boston", version)
     body = await wire.read(request, HousesRequest)
     settings = request.app.state.settings
     if len(body.houses) > settings.max_batch_rows:

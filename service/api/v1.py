@@ -69,8 +69,7 @@ def _status(registry, name: str, version: str | None) -> dict:
     responses=ERRORS,
 )
 async def predict(request: Request, model: str, version: str | None = None):
-    registry = request.app.state.registry
-    loaded = served(request, registry.get(model, version))
+    loaded = served(request, model, version)
     body = await wire.read(request, PredictRequest, require_json_type=False)
     spec = loaded.config.inputs[0]
     if body.signature_name not in (None, "", "serving_default"):
@@ -110,10 +109,8 @@ async def model_status(registry: RegistryDep, model: str, version: str | None = 
 
 @router.get("/models/{model}/metadata", responses=ERRORS)
 @router.get("/models/{model}/versions/{version}/metadata", responses=ERRORS)
-async def model_metadata(
-    registry: RegistryDep, request: Request, model: str, version: str | None = None
-):
-    loaded = served(request, registry.get(model, version))
+async def model_metadata(request: Request, model: str, version: str | None = None):
+    loaded = served(request, model, version)
     spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
 
     def tensor(s) -> dict:

@@ -100,8 +100,7 @@ class InferenceResponse(BaseModel):
     responses=ERRORS,
 )
 async def infer(request: Request, model: str, version: str | None = None):
-    registry = request.app.state.registry
-    loaded = served(request, registry.get(model, version))
+    loaded = served(request, model, version)
     body = await wire.read(request, InferenceRequest, require_json_type=False)
     spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
     if _binary_requested(body):
@@ -179,15 +178,13 @@ def _metadata(registry, model: LoadedModel) -> ModelMetadata:
 async def model_metadata(
     registry: RegistryDep, request: Request, model: str, version: str | None = None
 ):
-    return _metadata(registry, served(request, registry.get(model, version)))
+    return _metadata(registry, served(request, model, version))
 
 
 @router.get("/models/{model}/ready", responses=ERRORS)
 @router.get("/models/{model}/versions/{version}/ready", responses=ERRORS)
-async def model_ready(
-    registry: RegistryDep, request: Request, model: str, version: str | None = None
-):
-    loaded = served(request, registry.get(model, version))
+async def model_ready(request: Request, model: str, version: str | None = None):
+    loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
 
 
