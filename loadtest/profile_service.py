@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import shutil
 import subprocess
 import sys
@@ -32,16 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from loadtest.payloads import TYPED_PATHS, typed_bodies, v2_bodies, v2_path  # noqa: E402
+from loadtest.benchmark import (  # noqa: E402
+    ENDPOINTS,
+    NO_BATCHING,
+    cpu_seconds,
+    run_wrk,
+    write_workloads,
+)
+from loadtest.payloads import TYPED_PATHS  # noqa: E402
 from loadtest.run import start_service, stop_server  # noqa: E402
 
-WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
-ENDPOINTS = {  # name → (path, bodies)
-    "boston-v2": lambda: (v2_path("boston"), v2_bodies("boston")),
-    "boston-typed": lambda: (TYPED_PATHS["boston"], typed_bodies("boston")),
-    "imdb-v2": lambda: (v2_path("imdb"), v2_bodies("imdb")),
-    "imdb-typed": lambda: (TYPED_PATHS["imdb"], typed_bodies("imdb")),
-}
+CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ENDPOINTS)
 # (group, substrings of a frame's file): a sample belongs to the group of its innermost frame
 # that matches one, tried in this order for each frame.
 GROUPS = [
@@ -74,24 +74,10 @@ def read_samples(path: Path) -> collections.Counter:
     return groups
 
 
-def write_bodies(path: Path, url_path: str, bodies: list[dict]) -> None:
-    lines = [f"{url_path}\t{json.dumps(b, separators=(',', ':'))}" for b in bodies]
-    path.write_text("\n".join(lines) + "\n", "utf-8")
-
-
-def wrk(url: str, bodies: Path, concurrency: int, seconds: float) -> dict:
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(WRK_SCRIPT), url, "--",
-         str(bodies)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def report(args, groups: collections.Counter, run: dict, cpu_seconds: float) -> str:
+def report(args, groups: collections.Counter, run: dict, server_cpu: float) -> str:
     total = sum(groups.values())
     requests = run["requests"]
-    cpu_us = cpu_seconds / requests * 1e6
+    cpu_us = server_cpu / requests * 1e6
     lines = [
         f"# Where the service's CPU goes: {args.endpoint}, c={args.concurrency}, "
         f"batching {args.batching}",
@@ -116,7 +102,7 @@ def report(args, groups: collections.Counter, run: dict, cpu_seconds: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", choices=sorted(ENDPOINTS), default="boston-v2")
+    parser.add_argument("--endpoint", choices=CHOICES, default="boston-v2")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--batching", choices=["on", "off"], default="on")
@@ -129,31 +115,29 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    url_path, bodies = ENDPOINTS[args.endpoint]()
-    bodies_file = out / f"bodies-{args.endpoint}.txt"
-    write_bodies(bodies_file, url_path, bodies)
+    model, endpoint = args.endpoint.split("-")
+    (workload,) = [w for w in write_workloads([model], out / "bodies") if w.endpoint == endpoint]
     stacks = out / f"profile-{args.endpoint}.txt"
-    settings = {} if args.batching == "on" else {"SERVICE_DEFAULT_BATCHING": '{"enabled": false}'}
+    settings = {} if args.batching == "on" else NO_BATCHING
     process, url = start_service(out / "service.log", settings)
     try:
-        wrk(url, bodies_file, args.concurrency, 2)  # warm-up
+        run_wrk(url, workload.bodies, args.concurrency, 2)  # warm-up
         server = psutil.Process(process.pid)
-        before = server.cpu_times()
+        before = cpu_seconds(server)
         sampler = subprocess.Popen(
             [py_spy, "record", "--pid", str(process.pid), "--duration", str(args.seconds),
              "--rate", "250", "--format", "raw", "--output", str(stacks), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(0.5)  # py-spy attaches
-        run = wrk(url, bodies_file, args.concurrency, args.seconds - 1)
-        after = server.cpu_times()
+        run, _, _ = run_wrk(url, workload.bodies, args.concurrency, args.seconds - 1)
+        server_cpu = cpu_seconds(server) - before
         if sampler.wait(60) != 0:
             raise SystemExit(f"py-spy failed (exit {sampler.returncode}); does it have ptrace?")
     finally:
         stop_server(process)
-    bodies_file.unlink()
-    cpu_seconds = (after.user + after.system) - (before.user + before.system)
-    text = report(args, read_samples(stacks), run, cpu_seconds)
+    shutil.rmtree(out / "bodies")
+    text = report(args, read_samples(stacks), run, server_cpu)
     (out / f"profile-{args.endpoint}.md").write_text(text, "utf-8")
     print(text)
     return 0
