@@ -34,14 +34,11 @@ class ErrorResponse(BaseModel):
     details: list[ErrorDetail] = []
 
 
-class ServiceError(StarletteHTTPException):
-    """An error to answer with `status`, naming the field at fault where there is one.
-
-    An HTTPException so that FastAPI lets it through when it is raised while the body is read (the
-    body-size limit); FastAPI turns any other exception there into a bare 400."""
+class ServiceError(Exception):
+    """An error to answer with `status`, naming the field at fault where there is one."""
 
     def __init__(self, status: int, reason: str, field: str | None = None):
-        super().__init__(status, reason)
+        super().__init__(reason)
         self.status = status
         self.reason = reason
         self.field = field
