@@ -5,9 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
-import uvicorn
-
-from service.logs import log_config
+from service.server import serve
 from service.settings import Settings
 
 
@@ -16,18 +14,7 @@ def main() -> int:
     # uvicorn handles SIGTERM itself (graceful shutdown), then raises it again for the handler it
     # found; with the default one, a clean stop would end as "killed by SIGTERM" (exit code 143).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=log_config(settings.log_level, settings.log_format),
-        # SIGTERM: stop accepting, let requests in flight finish for up to this long, then exit.
-        timeout_graceful_shutdown=settings.drain_timeout_s,
-        access_log=False,  # the service's middleware logs each request, with its id
-        server_header=False,
-    )
+    serve(settings)
     return 0
 
 

@@ -1,8 +1,10 @@
 """create_app(): start-up (every model loaded and checked before the service says ready), routers,
-the request middleware (request ids, body limit, metrics, access log) and the error handlers."""
+the request middleware (outermost: request ids, deadlines, metrics, access log, the one 500) and
+the error handlers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -18,42 +20,54 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, errors, logs
 from service.api import repository, typed, v1, v2, wire
-from service.errors import ErrorDetail, ServiceError, error_response
+from service.dataplane import ClientDisconnectedError, DataPlane, deadline_error
+from service.errors import ErrorDetail, ServiceError, error_response, status_of
 from service.metrics import Metrics
-from service.registry import Registry
 from service.settings import Settings
 
 log = logging.getLogger("service")
 STATIC = Path(__file__).parent / "static"
 
 
+class Service(FastAPI):
+    """FastAPI, with the request middleware outside everything else, its error handling
+    included, so that every answer, a 500 too, carries the request id."""
+
+    def __init__(self, dataplane: DataPlane, **options):
+        super().__init__(**options)
+        self.dataplane = dataplane
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMiddleware(super().build_middleware_stack(), self.dataplane)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    dataplane = DataPlane(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started = time.perf_counter()
-        registry = Registry(settings, metrics)
         try:
-            registry.load_all()
+            dataplane.load()
         except Exception as error:
             log.critical("cannot start: %s", error)
             raise
-        app.state.registry = registry
-        app.state.ready = True
+        dataplane.start()
         log.info(
             "ready in %.2f s: %s, %d intra-op threads per model",
             time.perf_counter() - started,
-            ", ".join(f"{n} v{sorted(v)}" for n, v in registry.models.items()),
+            ", ".join(f"{n} v{sorted(v)}" for n, v in dataplane.registry.models.items()),
             settings.threads(),
         )
-        yield
-        app.state.ready = False
-        await registry.close()
+        yield {"dataplane": dataplane}  # also seen by the server's connections (service.server)
+        dataplane.drain()
+        await dataplane.close()
         log.info("stopped")
 
-    app = FastAPI(
+    app = Service(
+        dataplane,
         title="dlwp-serving",
         version=__version__,
         description="IMDB sentiment, Reuters topics and Boston house prices, served by "
@@ -63,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.ready = False
+    app.state.dataplane = dataplane
     errors.install(app)
     app.include_router(v2.router)
     app.include_router(repository.router)
@@ -85,34 +99,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return wire.add_body_schemas(FastAPI.openapi(app))
 
     app.openapi = openapi
-    app.add_middleware(RequestMiddleware, settings=settings, metrics=metrics)
     return app
 
 
 class RequestMiddleware:
-    """Per request: an id (`X-Request-ID`, echoed or made), the body-size limit (413), the
-    `X-Process-Time` header, Prometheus counters and latency, and an access-log line where
-    `SERVICE_ACCESS_LOG` asks for one."""
+    """Per request: an id (`X-Request-ID`, echoed or made), its `Call` through the data plane
+    (deadline, leases, memory: given back once the answer is written), `X-Process-Time-Ms`,
+    Prometheus counters and latency, an access-log line where `SERVICE_ACCESS_LOG` asks for one.
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics):
+    Being outermost, it also answers what nothing inside did: a call the data plane cancelled
+    (deadline: 504; shutdown: 503) and an unexpected error (500, logged once with the id)."""
+
+    def __init__(self, app: ASGIApp, dataplane: DataPlane):
         self.app = app
-        self.limit = settings.max_body_bytes
-        self.metrics = metrics
-        self.access_log = settings.access_log
+        self.dataplane = dataplane
+        self.metrics = dataplane.metrics
+        self.access_log = dataplane.settings.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope["headers"])
-        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
+        rid = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:200]
+        rid = rid or uuid.uuid4().hex
         token = logs.request_id.set(rid)
+        call = self.dataplane.begin()
+        scope.setdefault("state", {})["call"] = call
         status = 500
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
+                call.answering = True
                 status = message["status"]
                 elapsed = f"{(time.perf_counter() - started) * 1000:.2f}"
                 message.setdefault("headers", [])
@@ -123,52 +145,50 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            declared = headers.get(b"content-length")
-            if declared is not None and int(declared) > self.limit:
-                await self._too_large(scope, receive, send_with_headers)
-            else:
-                # A declared length bounds the body (the HTTP parser reads no more); a chunked
-                # body is counted as it arrives.
-                checked = receive if declared is not None else self._limited(receive)
-                await self.app(scope, checked, send_with_headers)
+            await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            if call.reason is None:  # not the data plane's doing
+                raise
+            asyncio.current_task().uncancel()
+            if call.reason != "disconnected" and not call.answering:
+                await self._answer(scope, send_with_headers, deadline_error(call))
+        except ClientDisconnectedError:
+            pass
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not call.answering:
+                response = error_response(
+                    500, [ErrorDetail(reason="internal error; see the service log")]
+                )
+                await response(scope, receive, send_with_headers)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            self.dataplane.end(call)
+            self._observe(scope, call, status, time.perf_counter() - started)
             logs.request_id.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Counts a streamed (chunked) body as it arrives."""
-        seen = 0
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, error: ServiceError) -> None:
+        status = status_of(error.kind, scope)
+        response = error_response(status, [ErrorDetail(field=error.field, reason=error.reason)])
+        await response(scope, _no_body, send)
 
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise ServiceError(413, f"the body exceeds {self.limit} bytes", "body")
-            return message
-
-        return limited
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, [ErrorDetail(field="body", reason=f"the body exceeds {self.limit} bytes")]
-        )
-        await response(scope, receive, send)
-
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+    def _observe(self, scope: Scope, call, status: int, seconds: float) -> None:
         route = scope.get("route")
         endpoint = getattr(route, "path", "unmatched")
-        state = scope.get("state", {})
-        model, version = state.get("model", ""), state.get("version", "")
-        self.metrics.requests.labels(endpoint, model, version, str(status)).inc()
-        self.metrics.latency.labels(endpoint, model).observe(seconds)
+        model = call.model
+        name, version = (model.name, str(model.version)) if model else ("", "")
+        self.metrics.requests.labels(endpoint, name, version, str(status)).inc()
+        self.metrics.latency.labels(endpoint, name).observe(seconds)
         if self.access_log:
             log.info(
                 "%s %s %s %s %.1f ms",
                 scope["method"],
                 scope["path"],
                 status,
-                f"{model}/{version}" if model else "-",
+                f"{name}/{version}" if model else "-",
                 seconds * 1000,
             )
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

@@ -1,10 +1,16 @@
 """Adaptive batching: concurrent requests to one model version are merged into one inference call.
 
-One worker task per model version takes requests from a queue. It takes everything already waiting
-(up to `max_batch_size` rows): requests that arrive while a batch runs form the next one, so
-batches grow with the load and a lone client waits for nobody. With `max_wait_ms` > 0 it also
+One worker task per model version takes requests from a bounded queue. It takes everything already
+waiting (up to `max_batch_size` rows): requests that arrive while a batch runs form the next one,
+so batches grow with the load and a lone client waits for nobody. With `max_wait_ms` > 0 it also
 waits that long for more, but only while traffic is concurrent (the last batch merged several
-requests), which helps when requests arrive spread out rather than all at once.
+requests), which helps when requests arrive spread out rather than all at once. A request larger
+than `max_batch_size` rows runs in parts of that size, so no call needs more memory than one batch.
+
+Before a batch runs, requests whose deadline has passed get `DeadlineExceededError`, and requests
+whose caller stopped waiting (the client left, or the data plane gave up on it) are skipped:
+neither is computed. A full queue refuses new requests with `UnavailableError` (503 with
+Retry-After).
 
 Where a call runs: a batch that this model ran in under `inline_below_ms` last time (per batch
 size, in powers of two) runs on the event loop; a slower or unmeasured one runs in the inference
@@ -17,36 +23,98 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
+from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
 
 
-class BatcherClosedError(RuntimeError):
-    pass
+@dataclass(frozen=True)
+class SparseRows:
+    """`count` input rows of `width` columns given by their non-zero entries (row-major order), as
+    the text encoder makes them: a review is a few hundred of 50,000 columns, so the dense rows are
+    made only for the batch that runs."""
+
+    count: int
+    width: int
+    rows: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, part: slice) -> SparseRows:
+        start, stop, _ = part.indices(self.count)
+        low, high = np.searchsorted(self.rows, [start, stop])
+        return SparseRows(
+            stop - start,
+            self.width,
+            self.rows[low:high] - start,
+            self.columns[low:high],
+            self.values[low:high],
+        )
+
+    def write(self, out: np.ndarray) -> None:
+        out[self.rows, self.columns] = self.values
+
+
+Rows = np.ndarray | SparseRows
+
+
+def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
+    """One dense batch of the parts' rows, in order."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    first = parts[0]
+    width = first.width if isinstance(first, SparseRows) else first.shape[1]
+    out = np.zeros((sum(len(p) for p in parts), width), dtype)
+    start = 0
+    for part in parts:
+        view = out[start : start + len(part)]
+        if isinstance(part, SparseRows):
+            part.write(view)
+        else:
+            view[:] = part
+        start += len(part)
+    return out
+
+
+class _Request:
+    __slots__ = ("deadline", "future", "rows")
+
+    def __init__(self, rows: Rows, future: asyncio.Future, deadline: float | None):
+        self.rows = rows
+        self.future = future
+        self.deadline = deadline
 
 
 class Batcher:
     def __init__(
         self,
         run: Callable[[np.ndarray], np.ndarray],
+        dtype: np.dtype,
         settings: Batching,
         executor: Executor,
         on_batch: Callable[[int, float], None] = lambda rows, seconds: None,
         on_queue: Callable[[int], None] = lambda depth: None,
+        on_drop: Callable[[str], None] = lambda reason: None,
     ):
         self._run = run
+        self._dtype = dtype
         self.settings = settings
         self._executor = executor
         self._on_batch = on_batch
         self._on_queue = on_queue
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
-        self._carry: tuple[np.ndarray, asyncio.Future] | None = None
+        self._on_drop = on_drop
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._carry: _Request | None = None
         self._worker: asyncio.Task | None = None
-        self._in_flight = 0
+        self._running = 0  # calls running while batching is off
         self._last_batch_requests = 1
         self._closed = False
         self._seconds: dict[int, float] = {}  # recent run time by batch size bucket
@@ -55,61 +123,113 @@ class Batcher:
     def _bucket(rows: int) -> int:
         return rows.bit_length()  # 1; 2-3; 4-7; ...
 
-    async def submit(self, rows: np.ndarray) -> np.ndarray:
-        """The model's output rows for `rows`, computed alone or merged with concurrent requests."""
-        if self._closed:
-            raise BatcherClosedError("this model version is being unloaded")
-        self._in_flight += 1
-        try:
-            if not self.settings.enabled:
-                return await self._execute(rows)
-            future = asyncio.get_running_loop().create_future()
-            self._queue.put_nowait((rows, future))
-            self._on_queue(self._queue.qsize())
-            if self._worker is None:
-                self._worker = asyncio.create_task(self._work())
-            return await future
-        finally:
-            self._in_flight -= 1
+    def _waiting(self) -> int:
+        return self._queue.qsize() if self.settings.enabled else self._running
 
-    async def _execute(self, batch: np.ndarray) -> np.ndarray:
-        bucket = self._bucket(len(batch))
+    async def submit(self, rows: Rows, deadline: float | None = None) -> np.ndarray:
+        """The model's output rows for `rows`, computed alone or merged with concurrent requests;
+        not computed if its turn comes after `deadline` (time.monotonic()). Cancelling the caller
+        takes the request out of the queue."""
+        if self._closed:
+            raise UnavailableError("this model version was unloaded; send the request again")
+        if self._waiting() >= self.settings.max_queue_size:
+            self._on_drop("queue_full")
+            raise UnavailableError(
+                f"the model's queue is full ({self.settings.max_queue_size} requests); retry later"
+            )
+        size = self.settings.max_batch_size
+        if len(rows) <= size:
+            return await self._submit_part(rows, deadline)
+        parts = [rows[start : start + size] for start in range(0, len(rows), size)]
+        outputs = [await self._submit_part(part, deadline) for part in parts]
+        return np.concatenate(outputs)
+
+    async def _submit_part(self, rows: Rows, deadline: float | None) -> np.ndarray:
+        if not self.settings.enabled:
+            self._check(deadline)
+            self._running += 1
+            try:
+                return await self._execute([rows])
+            finally:
+                self._running -= 1
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Request(rows, future, deadline))
+        self._on_queue(self._queue.qsize())
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work())
+        return await future
+
+    def _check(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() >= deadline:
+            self._on_drop("deadline")
+            raise DeadlineExceededError("the request's deadline passed before it could run")
+
+    async def _execute(self, parts: list[Rows]) -> np.ndarray:
+        rows = sum(len(p) for p in parts)
+        bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
         if expected is not None and expected * 1000 < self.settings.inline_below_ms:
-            out, seconds = self._timed_run(batch)
+            out, seconds = self._timed_run(parts)
         else:
             loop = asyncio.get_running_loop()
-            out, seconds = await loop.run_in_executor(self._executor, self._timed_run, batch)
+            out, seconds = await loop.run_in_executor(self._executor, self._timed_run, parts)
         self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
-        self._on_batch(len(batch), seconds)
+        self._on_batch(rows, seconds)
         return out
 
-    def _timed_run(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        out = self._run(batch)
+        out = self._run(assemble(parts, self._dtype))
         return out, time.perf_counter() - started
 
     async def _work(self) -> None:
         while True:
-            batch = await self._collect()
+            batch = self._runnable(await self._collect())
             self._on_queue(self._queue.qsize())
-            self._last_batch_requests = len(batch)
-            sizes = [len(rows) for rows, _ in batch]
-            try:
-                out = await self._execute(np.concatenate([rows for rows, _ in batch]))
-            except Exception as error:  # every waiting request gets the failure
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+            if not batch:
                 continue
-            for (_, future), part in zip(batch, np.split(out, np.cumsum(sizes)[:-1]), strict=True):
-                if not future.done():  # the client may have gone away
-                    future.set_result(part)
+            self._last_batch_requests = len(batch)
+            try:
+                out = await self._execute([r.rows for r in batch])
+            except asyncio.CancelledError:  # closed while this batch ran
+                self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
+                raise
+            except Exception as error:  # every waiting request gets the failure
+                self._fail(batch, error)
+                continue
+            start = 0
+            for request in batch:
+                stop = start + len(request.rows)
+                if not request.future.done():  # the client may have gone away meanwhile
+                    request.future.set_result(out[start:stop])
+                start = stop
 
-    async def _collect(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+    @staticmethod
+    def _fail(batch: list[_Request], error: Exception) -> None:
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(error)
+
+    def _runnable(self, batch: list[_Request]) -> list[_Request]:
+        """The requests of `batch` still worth running; the others are answered or dropped."""
+        now = time.monotonic()
+        runnable = []
+        for request in batch:
+            if request.future.done():  # cancelled: its caller stopped waiting
+                continue
+            if request.deadline is not None and now >= request.deadline:
+                self._on_drop("deadline")
+                request.future.set_exception(
+                    DeadlineExceededError("the request's deadline passed while it waited its turn")
+                )
+            else:
+                runnable.append(request)
+        return runnable
+
+    async def _collect(self) -> list[_Request]:
         first = self._carry or await self._queue.get()
         self._carry = None
-        batch, rows = [first], len(first[0])
+        batch, rows = [first], len(first.rows)
         limit = self.settings.max_batch_size
         wait = self.settings.max_wait_ms / 1000 if self._last_batch_requests > 1 else 0.0
         deadline = asyncio.get_running_loop().time() + wait
@@ -122,20 +242,21 @@ class Batcher:
                     item = self._queue.get_nowait()
             except (asyncio.QueueEmpty, TimeoutError):
                 break
-            if rows + len(item[0]) > limit:
+            if rows + len(item.rows) > limit:
                 self._carry = item  # first in the next batch
                 break
             batch.append(item)
-            rows += len(item[0])
+            rows += len(item.rows)
         return batch
 
-    async def close(self, timeout: float) -> None:
-        """Refuses new requests, lets the queued and running ones finish (up to `timeout`)."""
+    async def close(self) -> None:
+        """Refuses new requests and answers those still queued with `UnavailableError`. The
+        registry closes a version only when no request holds it, so normally none are left."""
         self._closed = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._in_flight and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        left = [self._carry] if self._carry else []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        self._fail(left, UnavailableError("this model version was unloaded before the request ran"))
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

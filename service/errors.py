@@ -3,23 +3,55 @@
     {"error": "<field>: <reason>", "details": [{"field": "<field>", "reason": "<reason>"}]}
 
 `error` is what the Open Inference Protocol and TF Serving clients read; `details` lists each field
-that failed. Input errors are 400 on the protocol routes (/v1, /v2, as their specs say) and 422 on
-the typed routes (as FastAPI's clients expect).
+that failed.
+
+The data plane raises errors by *kind* (bad input, not found, unavailable, deadline, ...); each
+protocol declares the status it answers for each kind on its routes (`ProtocolRoute`): input
+errors are 400 on /v1 and /v2, as their specs say, and 422 on the typed routes, as FastAPI's
+clients expect. No status is chosen from the URL.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from enum import StrEnum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_PREFIXES = ("/v1/", "/v2/", "/v2")
+
+class Kind(StrEnum):
+    BAD_INPUT = "bad_input"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    LOAD_FAILED = "load_failed"
+    UNAVAILABLE = "unavailable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
+# The HTTP status of each kind, unless a protocol says otherwise.
+HTTP_STATUS: Mapping[Kind, int] = {
+    Kind.BAD_INPUT: 400,
+    Kind.UNAUTHENTICATED: 401,
+    Kind.FORBIDDEN: 403,
+    Kind.NOT_FOUND: 404,
+    Kind.TOO_LARGE: 413,
+    Kind.UNSUPPORTED_MEDIA_TYPE: 415,
+    Kind.LOAD_FAILED: 400,  # as Triton answers a failed load
+    Kind.UNAVAILABLE: 503,
+    Kind.DEADLINE_EXCEEDED: 504,
+}
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait before trying again
 
 
 class ErrorDetail(BaseModel):
@@ -35,31 +67,58 @@ class ErrorResponse(BaseModel):
 
 
 class ServiceError(Exception):
-    """An error to answer with `status`, naming the field at fault where there is one."""
+    """An error of `kind`, naming the field at fault where there is one."""
 
-    def __init__(self, status: int, reason: str, field: str | None = None):
+    kind: Kind = Kind.BAD_INPUT
+
+    def __init__(self, reason: str, field: str | None = None, kind: Kind | None = None):
         super().__init__(reason)
-        self.status = status
         self.reason = reason
         self.field = field
+        if kind is not None:
+            self.kind = kind
 
 
 class BadInputError(ServiceError):
-    def __init__(self, reason: str, field: str | None = None, status: int = 400):
-        super().__init__(status, reason, field)
+    kind = Kind.BAD_INPUT
 
 
 class NotFoundError(ServiceError):
-    def __init__(self, reason: str, field: str | None = None):
-        super().__init__(404, reason, field)
+    kind = Kind.NOT_FOUND
 
 
-def error_response(
-    status: int, details: list[ErrorDetail], headers: dict | None = None
-) -> JSONResponse:
+class UnavailableError(ServiceError):
+    """The service cannot take this request now (queue full, memory, shutting down): 503 with
+    Retry-After."""
+
+    kind = Kind.UNAVAILABLE
+
+
+class DeadlineExceededError(ServiceError):
+    """The request's deadline passed before it could run; it was not run."""
+
+    kind = Kind.DEADLINE_EXCEEDED
+
+
+def protocol_route(**statuses: int) -> type[APIRoute]:
+    """A route class for a protocol's router that answers kind `k` with `statuses[k]` (the rest as
+    `HTTP_STATUS`)."""
+    table = {**HTTP_STATUS, **{Kind(k): s for k, s in statuses.items()}}
+    return type("ProtocolRoute", (APIRoute,), {"error_statuses": table})
+
+
+def status_of(kind: Kind, scope: Mapping) -> int:
+    """The status the route that took this request answers for `kind`."""
+    table = getattr(scope.get("route"), "error_statuses", HTTP_STATUS)
+    return table[kind]
+
+
+def error_response(status: int, details: list[ErrorDetail]) -> JSONResponse:
     message = "; ".join(f"{d.field}: {d.reason}" if d.field else d.reason for d in details)
-    body = ErrorResponse(error=message, details=details)
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(
+        ErrorResponse(error=message, details=details).model_dump(), status, headers=headers
+    )
 
 
 def _field(location: tuple) -> str:
@@ -71,10 +130,6 @@ def _field(location: tuple) -> str:
     return text or "body"
 
 
-def _input_error_status(request: Request) -> int:
-    return 400 if request.url.path.startswith(PROTOCOL_PREFIXES) else 422
-
-
 def _validation_detail(error: dict) -> ErrorDetail:
     if error["type"] == "json_invalid":  # pydantic's error says where: "... at line 1 column 9"
         reason = f"not valid JSON: {error.get('ctx', {}).get('error', error['msg'])}"
@@ -83,27 +138,26 @@ def _validation_detail(error: dict) -> ErrorDetail:
 
 
 def install(app: FastAPI) -> None:
+    """The handlers of the errors that routes raise; anything else is the request middleware's
+    (`service.app.RequestMiddleware`): a 500, logged once, with the request id."""
+
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
-        status = error.status
-        if isinstance(error, BadInputError) and status == 400:
-            status = _input_error_status(request)
+        status = status_of(error.kind, request.scope)
         return error_response(status, [ErrorDetail(field=error.field, reason=error.reason)])
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
         details = [_validation_detail(e) for e in error.errors()]
-        return error_response(_input_error_status(request), details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException):
-        return error_response(
-            error.status_code,
-            [ErrorDetail(reason=str(error.detail))],
-            getattr(error, "headers", None),
-        )
+        return error_response(status_of(Kind.BAD_INPUT, request.scope), details)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette re-raises the error after this answer; the request middleware logs it once.
         return error_response(500, [ErrorDetail(reason="internal error; see the service log")])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        response = error_response(error.status_code, [ErrorDetail(reason=str(error.detail))])
+        response.headers.update(getattr(error, "headers", None) or {})
+        return response

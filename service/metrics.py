@@ -60,6 +60,25 @@ class Metrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.dropped = Counter(
+            "service_dropped_requests",
+            "requests answered without running: deadline (expired before their turn), "
+            "disconnected (the client left), queue_full (503)",
+            ["model", "version", "reason"],
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "service_refused_requests",
+            "requests refused before a model was chosen: memory (the request memory budget "
+            "stayed full until their deadline), too_large (over the body limit)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.request_memory = Gauge(
+            "service_request_memory_bytes",
+            "memory reserved by the requests in flight (bodies decoded and input rows)",
+            registry=self.registry,
+        )
         self.models_loaded = Gauge(
             "service_models_loaded", "model versions loaded and ready", registry=self.registry
         )

@@ -1,8 +1,10 @@
 """The models being served: every version in the repository, loaded at start-up, reloadable and
 unloadable while the service runs.
 
-A request takes a reference to one `LoadedModel` and keeps it until it is answered, so a reload or
-unload swaps the registry's entry at once and lets requests in flight finish on the old version.
+A request leases the version that answers it when it looks it up (`DataPlane.lease`) and returns
+the lease once its answer is written. A reload or unload swaps the registry's entry at once, so
+new requests find the new state; the old version is retired, its batcher closed and its session
+freed, only when its last lease ends, so every request admitted before finishes on it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from service.batching import Batcher
 from service.encoding import TextEncoder, TextEncoding
-from service.errors import BadInputError, NotFoundError, ServiceError
+from service.errors import BadInputError, Kind, NotFoundError, ServiceError
 from service.metrics import Metrics
 from service.repository import ONNX_FILE, ModelConfig, RepositoryError, list_versions, read_config
 from service.runtime import OnnxRuntime
@@ -27,13 +27,15 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class LoadedModel:
     config: ModelConfig
     folder: Path
     runtime: OnnxRuntime
     batcher: Batcher
     encoder: TextEncoder | None = field(default=None)
+    leases: int = 0
+    _released: asyncio.Event | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -47,21 +49,27 @@ class LoadedModel:
     def row_size(self) -> int:
         return self.config.inputs[0].shape[-1]
 
-    async def predict(self, rows: np.ndarray, field_name: str = "inputs") -> np.ndarray:
-        """Output rows for input rows of the model's shape; validation happens here, once, for
-        every protocol."""
-        if rows.ndim != 2 or rows.shape[1] != self.row_size:
-            raise BadInputError(
-                f"expected shape [N, {self.row_size}], got {list(rows.shape)}", field_name
-            )
-        if rows.shape[0] == 0:
-            raise BadInputError("the batch is empty", field_name)
-        with np.errstate(over="ignore"):  # values beyond the datatype's range become infinity
-            rows = rows.astype(self.runtime.dtype, copy=False)
-        if not np.isfinite(rows).all():
-            datatype = self.config.inputs[0].datatype
-            raise BadInputError(f"contains NaN, infinity or values beyond {datatype}", field_name)
-        return await self.batcher.submit(rows)
+    def lease(self) -> None:
+        self.leases += 1
+
+    def release(self) -> None:
+        self.leases -= 1
+        if not self.leases and self._released is not None:
+            self._released.set()
+
+    async def retire(self, timeout: float) -> None:
+        """Waits (up to `timeout`) until no request holds this version, then closes its batcher;
+        a request still queued after the timeout is answered 503."""
+        if self.leases:
+            self._released = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._released.wait(), timeout)
+            except TimeoutError:
+                log.warning(
+                    "%s/%s retired with %d requests still holding it",
+                    self.name, self.version, self.leases,
+                )  # fmt: skip
+        await self.batcher.close()
 
 
 class Registry:
@@ -74,6 +82,7 @@ class Registry:
             settings.inference_threads(), thread_name_prefix="inference"
         )
         self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task] = set()
 
     def load_all(self) -> None:
         """Start-up: every version of every model, or an exception naming the broken file."""
@@ -99,14 +108,17 @@ class Registry:
             self.settings.threads(),
             self.settings.require_providers,
         )
-        encoder = (
-            TextEncoder.load(config.encoding, folder)
-            if isinstance(config.encoding, TextEncoding)
-            else None
-        )
+        encoder = None
+        if isinstance(config.encoding, TextEncoding):
+            vocabulary = folder / config.encoding.vocabulary_file
+            try:
+                encoder = TextEncoder.load(config.encoding, folder)
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise RepositoryError(f"{vocabulary} cannot be read: {error}") from None
         labels = {"model": name, "version": str(version)}
         batcher = Batcher(
             runtime.run,
+            runtime.dtype,
             self.settings.batching_for(name),
             self._executor,
             on_batch=lambda rows, seconds: (
@@ -114,6 +126,7 @@ class Registry:
                 self.metrics.inference.labels(**labels).observe(seconds),
             ),
             on_queue=self.metrics.queue_depth.labels(**labels).set,
+            on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
         )
         log.info(
             "loaded %s/%s (%s) on %s", name, version, config.task, ", ".join(runtime.providers)
@@ -148,14 +161,15 @@ class Registry:
             except (RepositoryError, RuntimeError) as error:
                 for v in numbers:
                     self.unavailable[(name, v)] = str(error)
-                raise ServiceError(400, f"loading '{name}' failed: {error}", "model") from None
+                raise ServiceError(
+                    f"loading '{name}' failed: {error}", "model", Kind.LOAD_FAILED
+                ) from None
             old = self.models.get(name, {})
             self.models[name] = fresh
             for v in numbers:
                 self.unavailable.pop((name, v), None)
             self._count()
-        await self._retire(old.values())
-        settle_heap()
+        self._retire(old.values())
         return numbers
 
     async def unload(self, name: str) -> None:
@@ -164,14 +178,30 @@ class Registry:
             if old is None:
                 raise NotFoundError(f"model '{name}' is not loaded", "model")
             self._count()
-        await self._retire(old.values())
-        settle_heap()
+        self._retire(old.values())
 
-    async def _retire(self, models) -> None:
-        await asyncio.gather(*(m.batcher.close(self.settings.drain_timeout_s) for m in models))
+    def _retire(self, models) -> None:
+        """Retires replaced or unloaded versions in the background: the load or unload call
+        answers at once, the requests holding them finish, then their memory is freed."""
+        if not models:
+            return
+
+        async def retire() -> None:
+            await asyncio.gather(*(m.retire(self.settings.drain_timeout_s) for m in models))
+            settle_heap()
+
+        task = asyncio.create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def retired(self) -> None:
+        """Returns once every replaced or unloaded version has been retired and freed."""
+        await asyncio.gather(*self._retiring)
 
     async def close(self) -> None:
-        await self._retire([m for versions in self.models.values() for m in versions.values()])
+        self._retire([m for versions in self.models.values() for m in versions.values()])
+        self.models = {}
+        await self.retired()
         self._executor.shutdown(wait=True)
 
     def _count(self) -> None:

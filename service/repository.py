@@ -142,6 +142,8 @@ def read_config(folder: Path) -> ModelConfig:
         config = ModelConfig.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         raise RepositoryError(f"{path} is missing") from None
+    except OSError as error:
+        raise RepositoryError(f"{path} cannot be read: {error.strerror}") from None
     except ValidationError as error:
         raise RepositoryError(f"{path} is not a valid model config:\n{error}") from None
     if config.name != folder.parent.name or str(config.version) != folder.name:

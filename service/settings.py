@@ -14,6 +14,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# A JSON body of numbers or texts takes up to this many times its size in memory while decoded
+# (Python objects before they become arrays); measured by loadtest/memory_benchmark.py.
+JSON_DECODE_FACTOR = 10
+
 
 class Batching(BaseModel):
     """Adaptive batching of one model (see service/batching.py)."""
@@ -31,6 +35,11 @@ class Batching(BaseModel):
         ge=0,
         description="calls that took less than this run on the event loop instead of a thread "
         "(a hand-over costs more); 0: always in a thread",
+    )
+    max_queue_size: int = Field(
+        256,
+        ge=1,
+        description="requests waiting for this model at most; more get 503 with Retry-After",
     )
 
 
@@ -55,7 +64,19 @@ class Settings(BaseSettings):
         default_factory=dict, description="per model; models not named get `default_batching`"
     )
     default_batching: Batching = Batching()
-    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="larger bodies get 413; a JSON body takes up to "
+        f"{JSON_DECODE_FACTOR} times its size while it is decoded",
+    )
+    request_memory_bytes: int = Field(
+        160 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="memory that the requests in flight may hold, their bodies decoded and their "
+        "input rows (estimated from the body sizes); a request that does not fit waits for "
+        "others to finish, until its deadline",
+    )
     max_batch_rows: int = Field(1024, ge=1, description="rows one request may carry")
     max_text_chars: int = Field(100_000, ge=1, description="characters one text may have")
     host: str = "0.0.0.0"
@@ -72,7 +93,27 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = Field(
         None, description="enables the repository (load/unload) API for requests bearing this key"
     )
-    drain_timeout_s: float = Field(30.0, ge=0, description="grace period for in-flight requests")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="on SIGTERM, how long requests in flight may take; then 503"
+    )
+    request_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="deadline of a request, from its headers to its answer (body, queue and "
+        "inference); V2 requests may ask for less with parameters.timeout (microseconds)",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a client must send a request's headers within this; else 408"
+    )
+    idle_timeout_s: float = Field(
+        30.0, gt=0, description="a connection with no request for this long is closed"
+    )
+    offload_above_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="bodies larger than this are decoded, and their texts encoded, in a thread, "
+        "so that the event loop keeps answering other clients",
+    )
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -1,27 +1,25 @@
 """The protocols: each module holds its wire types and routes, and only translates between them and
-`LoadedModel.predict`, where validation, batching and inference live once."""
+the data plane (`service.dataplane`), where lookup, limits, checks, batching and inference live
+once."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import Request
 
-from fastapi import Depends, Request
-
-from service.registry import LoadedModel, Registry
-
-
-async def get_registry(request: Request) -> Registry:
-    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
-    return request.app.state.registry
+from service.dataplane import Call, DataPlane
+from service.registry import LoadedModel
 
 
-RegistryDep = Annotated[Registry, Depends(get_registry)]
+def dataplane(request: Request) -> DataPlane:
+    return request.app.state.dataplane
+
+
+def call_of(request: Request) -> Call:
+    """The request's passage through the data plane, begun by the request middleware."""
+    return request.scope["state"]["call"]
 
 
 def served(request: Request, name: str, version: int | str | None = None) -> LoadedModel:
-    """The loaded version that answers this request (the newest where none is named), recorded
-    for the metrics and the access log."""
-    model = request.app.state.registry.get(name, version)
-    request.state.model = model.name
-    request.state.version = str(model.version)
-    return model
+    """The loaded version that answers this request (the newest where none is named), leased
+    until the answer is written."""
+    return dataplane(request).lease(call_of(request), name, version)

@@ -10,23 +10,29 @@ import secrets
 
 from fastapi import APIRouter, Depends, Request
 
-from service.api import RegistryDep
-from service.errors import ErrorResponse, ServiceError
+from service.api import dataplane
+from service.errors import ErrorResponse, Kind, ServiceError, protocol_route
 
 
 async def require_admin(request: Request) -> None:
     key = request.app.state.settings.admin_api_key
     if key is None:
-        raise ServiceError(403, "the repository API is off; set SERVICE_ADMIN_API_KEY to enable it")
+        raise ServiceError(
+            "the repository API is off; set SERVICE_ADMIN_API_KEY to enable it",
+            kind=Kind.FORBIDDEN,
+        )
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given, key.get_secret_value()):
-        raise ServiceError(401, "missing or wrong API key", "authorization")
+    # Bytes: compare_digest refuses str with characters beyond ASCII (a header may carry any).
+    expected = key.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode("latin-1"), expected):
+        raise ServiceError("missing or wrong API key", "authorization", Kind.UNAUTHENTICATED)
 
 
 router = APIRouter(
     prefix="/v2/repository",
     tags=["Model repository"],
     dependencies=[Depends(require_admin)],
+    route_class=protocol_route(bad_input=400),
     responses={
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
@@ -36,19 +42,23 @@ router = APIRouter(
 
 
 @router.post("/index")
-async def index(registry: RegistryDep):
-    return registry.index()
+async def index(request: Request):
+    return dataplane(request).registry.index()
 
 
-@router.post("/models/{model}/load")
-async def load(registry: RegistryDep, model: str):
+@router.post(
+    "/models/{model}/load",
+    responses={400: {"model": ErrorResponse, "description": "a file of the model is broken"}},
+)
+async def load(request: Request, model: str):
     """Loads every version of the model from the repository; replaces what is loaded, letting
     requests in flight finish on the old versions."""
-    versions = await registry.load(model)
+    versions = await dataplane(request).registry.load(model)
     return {"name": model, "versions": [str(v) for v in versions]}
 
 
 @router.post("/models/{model}/unload")
-async def unload(registry: RegistryDep, model: str):
-    await registry.unload(model)
+async def unload(request: Request, model: str):
+    """Takes the model out of service: new requests get 404; requests admitted before finish."""
+    await dataplane(request).registry.unload(model)
     return {"name": model, "state": "UNAVAILABLE"}

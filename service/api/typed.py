@@ -12,13 +12,19 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from service.api import served, wire
+from service.api import call_of, dataplane, served, wire
+from service.api.v2 import INFER_ERRORS
 from service.catalog import BOSTON_FEATURES
-from service.errors import BadInputError, ErrorResponse
-from service.registry import LoadedModel
+from service.errors import BadInputError, ErrorResponse, protocol_route
 
-router = APIRouter(prefix="/api", tags=["Typed endpoints"])
-ERRORS = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+router = APIRouter(
+    prefix="/api", tags=["Typed endpoints"], route_class=protocol_route(bad_input=422)
+)
+ERRORS = {
+    **{status: spec for status, spec in INFER_ERRORS.items() if status != 400},
+    415: {"model": ErrorResponse, "description": "the body is not labelled JSON"},
+    422: {"model": ErrorResponse, "description": "bad input, naming the field"},
+}
 VersionQuery = Annotated[int | None, Query(ge=1, description="model version; default: the newest")]
 
 EXAMPLE_REVIEW = (
@@ -121,34 +127,13 @@ class PricesAnswer(Answer):
     predictions: list[Price]
 
 
-def _check_texts(request: Request, texts: list[str], field: str) -> None:
-    settings = request.app.state.settings
-    if len(texts) > settings.max_batch_rows:
-        raise BadInputError(
-            f"{len(texts)} items exceed the limit of {settings.max_batch_rows}", field
-        )
-    for i, text in enumerate(texts):
-        if len(text) > settings.max_text_chars:
-            raise BadInputError(
-                f"{len(text)} characters exceed the limit of {settings.max_text_chars}",
-                f"{field}[{i}]",
-            )
-
-
-def _text_model(request: Request, name: str, version: int | None) -> LoadedModel:
-    model = served(request, name, version)
-    if model.encoder is None:
-        raise BadInputError(f"model '{name}' does not take text", "model")
-    return model
-
-
 @wire.post(router, "/imdb", body=ReviewsRequest, answer=SentimentAnswer, responses=ERRORS)
 async def imdb_sentiment(request: Request, version: VersionQuery = None):
     """Sentiment of movie reviews."""
-    model = _text_model(request, "imdb", version)
+    model = served(request, "imdb", version)
     body = await wire.read(request, ReviewsRequest)
-    _check_texts(request, body.reviews, "reviews")
-    positive = (await model.predict(model.encoder.encode(body.reviews), "reviews"))[:, 0]
+    plane, call = dataplane(request), call_of(request)
+    positive = (await plane.infer_texts(call, model, body.reviews, "reviews"))[:, 0]
     negative_label, positive_label = model.config.labels
     predictions = []
     for p in positive.tolist():
@@ -161,20 +146,15 @@ async def imdb_sentiment(request: Request, version: VersionQuery = None):
 @wire.post(router, "/reuters", body=NewswiresRequest, answer=TopicsAnswer, responses=ERRORS)
 async def reuters_topics(request: Request, version: VersionQuery = None):
     """Topics of newswires, most probable first."""
-    model = _text_model(request, "reuters", version)
+    model = served(request, "reuters", version)
     body = await wire.read(request, NewswiresRequest)
     if (body.newswires is None) == (body.word_ids is None):
         raise BadInputError("send exactly one of 'newswires' (texts) or 'word_ids'", "newswires")
-    encoder = model.encoder
+    plane, call = dataplane(request), call_of(request)
     if body.newswires is not None:
-        _check_texts(request, body.newswires, "newswires")
-        rows, field = encoder.encode(body.newswires), "newswires"
+        probabilities = await plane.infer_texts(call, model, body.newswires, "newswires")
     else:
-        _check_texts(request, body.word_ids, "word_ids")
-        oov, limit = encoder.encoding.oov_id, encoder.encoding.num_words
-        rows = encoder.vectorize([[i if i < limit else oov for i in ids] for ids in body.word_ids])
-        field = "word_ids"
-    probabilities = await model.predict(rows, field)
+        probabilities = await plane.infer_word_ids(call, model, body.word_ids, "word_ids")
     labels = model.config.labels
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, : body.top_k]
     predictions = [
@@ -189,14 +169,11 @@ async def boston_price(request: Request, version: VersionQuery = None):
     """Median value of owner-occupied homes, in $1000s."""
     model = served(request, "boston", version)
     body = await wire.read(request, HousesRequest)
-    settings = request.app.state.settings
-    if len(body.houses) > settings.max_batch_rows:
-        raise BadInputError(
-            f"{len(body.houses)} houses exceed the limit of {settings.max_batch_rows}", "houses"
-        )
+    plane = dataplane(request)
+    plane.check_rows(len(body.houses), "houses", "houses")
     order = [f.name for f in model.config.encoding.features]
     rows = np.array([[getattr(house, name) for name in order] for house in body.houses])
-    prices = (await model.predict(rows, "houses"))[:, 0]
+    prices = (await plane.infer(call_of(request), model, rows, "houses"))[:, 0]
     unit = model.config.target.unit
     predictions = [{"price": p, "unit": unit} for p in prices.tolist()]
     return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})

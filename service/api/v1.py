@@ -10,12 +10,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api import RegistryDep, served, wire
-from service.api.v2 import ERRORS, tensor_to_array
-from service.errors import BadInputError
+from service.api import call_of, dataplane, served, wire
+from service.api.v2 import ERRORS, INFER_ERRORS
+from service.errors import BadInputError, protocol_route
 
 # Like V2: clients such as `requests.post(url, data=json.dumps(...))` send no Content-Type.
-router = APIRouter(prefix="/v1", tags=["TensorFlow Serving (V1)"], strict_content_type=False)
+router = APIRouter(
+    prefix="/v1",
+    tags=["TensorFlow Serving (V1)"],
+    strict_content_type=False,
+    route_class=protocol_route(bad_input=400),
+)
 
 
 class PredictRequest(BaseModel):
@@ -40,7 +45,8 @@ class PredictResponse(BaseModel):
     outputs: list[Any] | None = Field(None, description="columnar format answer")
 
 
-def _status(registry, name: str, version: str | None) -> dict:
+def _status(request: Request, name: str, version: str | None) -> dict:
+    registry = dataplane(request).registry
     versions = (
         [registry.get(name, version).version] if version else sorted(registry.models.get(name, {}))
     )
@@ -66,7 +72,7 @@ def _status(registry, name: str, version: str | None) -> dict:
     body=PredictRequest,
     answer=PredictResponse,
     response_model_exclude_none=True,
-    responses=ERRORS,
+    responses=INFER_ERRORS,
 )
 async def predict(request: Request, model: str, version: str | None = None):
     loaded = served(request, model, version)
@@ -93,18 +99,15 @@ async def predict(request: Request, model: str, version: str | None = None):
                 f"each instance must be an object with one key '{spec.name}'", field
             )
         rows = [r[spec.name] for r in rows]
-    columns = loaded.row_size
-    array = tensor_to_array(
-        rows, [len(rows), columns], field, request.app.state.settings.max_batch_rows, rows_only=True
-    )
-    result = (await loaded.predict(array, field)).tolist()
+    array = wire.json_rows(request, loaded, rows, [len(rows), loaded.row_size], field, True)
+    result = (await dataplane(request).infer(call_of(request), loaded, array, field)).tolist()
     return wire.answer({"predictions" if body.instances is not None else "outputs": result})
 
 
 @router.get("/models/{model}", responses=ERRORS)
 @router.get("/models/{model}/versions/{version}", responses=ERRORS)
-async def model_status(registry: RegistryDep, model: str, version: str | None = None):
-    return _status(registry, model, version)
+async def model_status(request: Request, model: str, version: str | None = None):
+    return _status(request, model, version)
 
 
 @router.get("/models/{model}/metadata", responses=ERRORS)

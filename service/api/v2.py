@@ -7,22 +7,40 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
-from service.api import RegistryDep, served, wire
-from service.errors import BadInputError, ErrorResponse
+from service.api import call_of, dataplane, served, wire
+from service.errors import BadInputError, ErrorResponse, protocol_route
 from service.registry import LoadedModel
 
 # Protocol clients need not send a JSON Content-Type (tritonclient sends none); FastAPI >= 0.132
 # would otherwise not parse their bodies. Nothing here acts on a browser's cookies, so no CSRF risk.
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], strict_content_type=False)
+router = APIRouter(
+    prefix="/v2",
+    tags=["Open Inference Protocol (V2)"],
+    strict_content_type=False,
+    route_class=protocol_route(bad_input=400),
+)
 ERRORS = {
-    400: {"model": ErrorResponse},
-    404: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
+    400: {"model": ErrorResponse, "description": "bad input, naming the field"},
+    404: {"model": ErrorResponse, "description": "no such model or version"},
+}
+# What a prediction may answer besides 200 (see README: limits, backpressure and deadlines).
+INFER_ERRORS = {
+    **ERRORS,
+    413: {"model": ErrorResponse, "description": "the body exceeds SERVICE_MAX_BODY_BYTES"},
+    503: {
+        "model": ErrorResponse,
+        "description": "the model's queue or the request memory is full, or the service is "
+        "shutting down; see Retry-After",
+    },
+    504: {
+        "model": ErrorResponse,
+        "description": "the request's deadline (SERVICE_REQUEST_TIMEOUT_S, or "
+        "parameters.timeout) passed before it ran",
+    },
 }
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]  # fmt: skip
@@ -70,7 +88,11 @@ class InferenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="`timeout`: the request's deadline in microseconds, as Triton's (0 or absent: "
+        "the server's); a request that has not run by then is answered 504 and not run",
+    )
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
 
@@ -97,11 +119,21 @@ class InferenceResponse(BaseModel):
     "/models/{model}/versions/{version}/infer",
     body=InferenceRequest,
     answer=InferenceResponse,
-    responses=ERRORS,
+    responses=INFER_ERRORS,
 )
 async def infer(request: Request, model: str, version: str | None = None):
     loaded = served(request, model, version)
     body = await wire.read(request, InferenceRequest, require_json_type=False)
+    call = call_of(request)
+    timeout = (body.parameters or {}).get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise BadInputError(
+                "a timeout is a whole number of microseconds (0: the server's)",
+                "parameters.timeout",
+            )
+        if timeout:
+            call.shorten(timeout / 1e6)
     spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
     if _binary_requested(body):
         raise BadInputError(
@@ -116,16 +148,14 @@ async def infer(request: Request, model: str, version: str | None = None):
             f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
             "inputs[0].datatype",
         )
-    rows = tensor_to_array(
-        tensor.data, tensor.shape, "inputs[0]", request.app.state.settings.max_batch_rows
-    )
+    rows = wire.json_rows(request, loaded, tensor.data, tensor.shape, "inputs[0]")
     if body.outputs is not None:
         unknown = [o.name for o in body.outputs if o.name != output.name]
         if unknown:
             raise BadInputError(
                 f"unknown outputs {unknown}; the model has '{output.name}'", "outputs"
             )
-    result = await loaded.predict(rows, "inputs[0]")
+    result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
     return wire.answer(
         {
             "model_name": loaded.name,
@@ -154,18 +184,22 @@ async def live():
     return {"live": True}
 
 
-@router.get("/health/ready", responses=ERRORS)
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "starting, or shutting down: send no traffic"}},
+)
 async def ready(request: Request, response: Response):
-    is_ready = bool(getattr(request.app.state, "ready", False))
+    is_ready = dataplane(request).ready
     response.status_code = 200 if is_ready else 503
     return {"ready": is_ready}
 
 
-def _metadata(registry, model: LoadedModel) -> ModelMetadata:
+def _metadata(request: Request, model: LoadedModel) -> ModelMetadata:
     config = model.config
+    loaded = dataplane(request).registry.models.get(config.name, {})
     return ModelMetadata(
         name=config.name,
-        versions=[str(v) for v in sorted(registry.models.get(config.name, {}))],
+        versions=[str(v) for v in sorted(loaded)],
         platform=config.platform,
         inputs=[TensorMetadata(**s.model_dump()) for s in config.inputs],
         outputs=[TensorMetadata(**s.model_dump()) for s in config.outputs],
@@ -175,10 +209,8 @@ def _metadata(registry, model: LoadedModel) -> ModelMetadata:
 
 @router.get("/models/{model}", response_model=ModelMetadata, responses=ERRORS)
 @router.get("/models/{model}/versions/{version}", response_model=ModelMetadata, responses=ERRORS)
-async def model_metadata(
-    registry: RegistryDep, request: Request, model: str, version: str | None = None
-):
-    return _metadata(registry, served(request, model, version))
+async def model_metadata(request: Request, model: str, version: str | None = None):
+    return _metadata(request, served(request, model, version))
 
 
 @router.get("/models/{model}/ready", responses=ERRORS)
@@ -195,29 +227,3 @@ def _binary_requested(body: InferenceRequest) -> bool:
         f.get("binary_data") or f.get("binary_data_output") or f.get("binary_data_size")
         for f in flags
     )
-
-
-def tensor_to_array(
-    data: list, shape: list[int], field: str, max_rows: int, rows_only: bool = False
-) -> np.ndarray:
-    """JSON tensor data (flat or nested; a list of rows where `rows_only`) → a float array of
-    `shape`, or a 400 naming the field (a list of rows has no `shape` and `data` of its own)."""
-    shape_field, data_field = (field, field) if rows_only else (f"{field}.shape", f"{field}.data")
-    if len(shape) != 2 or any(d < 0 for d in shape):
-        raise BadInputError(f"expected a 2-d shape [rows, columns], got {shape}", shape_field)
-    if shape[0] > max_rows:
-        raise BadInputError(f"{shape[0]} rows exceed the limit of {max_rows}", shape_field)
-    try:
-        array = np.asarray(data)
-    except ValueError:
-        raise BadInputError("nested data is ragged", data_field) from None
-    if array.size and array.dtype.kind not in "iuf":
-        raise BadInputError("data must hold numbers only", data_field)
-    if rows_only and array.size and array.ndim != 2:
-        raise BadInputError(f"expected a list of rows of {shape[1]} numbers", field)
-    if array.size != shape[0] * shape[1]:
-        raise BadInputError(
-            f"data holds {array.size} elements, shape {shape} needs {shape[0] * shape[1]}",
-            data_field,
-        )
-    return array.reshape(shape)

@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 import pydantic_core
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from service.errors import BadInputError
+from service.api import call_of, dataplane
+from service.errors import BadInputError, Kind, ServiceError
+from service.registry import LoadedModel
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -33,11 +36,18 @@ async def read(request: Request, model: type[Body], require_json_type: bool = Tr
     `require_json_type`: refuse bodies not labelled JSON (a browser form cannot send JSON to
     another site without asking first, so this keeps cross-site forms out)."""
     if require_json_type and not _is_json(request.headers.get("content-type", "")):
-        raise BadInputError(
-            "send the body as JSON, with Content-Type: application/json", "body", 415
+        raise ServiceError(
+            "send the body as JSON, with Content-Type: application/json",
+            "body",
+            Kind.UNSUPPORTED_MEDIA_TYPE,
         )
+    plane = dataplane(request)
+    length = request.headers.get("content-length")
+    body = await plane.read_body(
+        call_of(request), request.receive, int(length) if length is not None else None
+    )
     try:
-        return model.model_validate_json(await request.body())
+        return await plane.decode(body, model.model_validate_json)
     except ValidationError as error:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
@@ -49,6 +59,35 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def json_rows(
+    request: Request,
+    model: LoadedModel,
+    data: list,
+    shape: list[int],
+    field: str,
+    rows_only: bool = False,
+) -> np.ndarray:
+    """JSON tensor data (flat or nested; a list of rows where `rows_only`) → an array of `shape`
+    that fits `model`, or a 400 naming the field (a list of rows has no `shape` and `data` of its
+    own)."""
+    shape_field, data_field = (field, field) if rows_only else (f"{field}.shape", f"{field}.data")
+    dataplane(request).check_shape(model, shape, shape_field, field)
+    try:
+        array = np.asarray(data)
+    except ValueError:
+        raise BadInputError("nested data is ragged", data_field) from None
+    if array.size and array.dtype.kind not in "iuf":
+        raise BadInputError("data must hold numbers only", data_field)
+    if rows_only and array.size and array.ndim != 2:
+        raise BadInputError(f"expected a list of rows of {shape[1]} numbers", field)
+    if array.size != shape[0] * shape[1]:
+        raise BadInputError(
+            f"data holds {array.size} elements, shape {shape} needs {shape[0] * shape[1]}",
+            data_field,
+        )
+    return array.reshape(shape)
 
 
 def answer(content: dict) -> Response:

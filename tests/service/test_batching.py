@@ -13,7 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.batching import Batcher, BatcherClosedError
+from service.batching import Batcher, SparseRows, assemble
+from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
 from tests.service.support import (
     HOUSES,
@@ -86,11 +87,12 @@ def run(coroutine_function, *args, **batching):
     async def main():
         model = FakeModel(batching.pop("fail", None))
         with ThreadPoolExecutor(2) as executor:
-            batcher = Batcher(model.run, Batching(**batching), executor)
+            batcher = Batcher(model.run, np.dtype(np.float32), Batching(**batching), executor)
             try:
                 return await coroutine_function(batcher, model, *args)
             finally:
-                await batcher.close(5)
+                model.release.set()
+                await batcher.close()
 
     return asyncio.run(main())
 
@@ -123,16 +125,20 @@ def test_batches_respect_max_batch_size():
     assert len(sizes) - 1 < len(counts)  # still merged
 
 
-def test_a_request_larger_than_the_maximum_is_served_alone():
+def test_a_request_larger_than_the_maximum_runs_in_parts_of_the_maximum():
+    """So that no inference call needs more memory than one batch."""
     requests = [rows_of(0, 2), rows_of(1, 10), rows_of(2, 2)]
 
     async def scenario(batcher, model):
-        answers = await with_blocked_first_call(batcher, model, requests)
+        answers = await with_blocked_first_call(batcher, model, requests[:1])
+        answers += await asyncio.gather(*(batcher.submit(rows) for rows in requests[1:]))
         for rows, answer in zip(requests, answers, strict=True):
             np.testing.assert_array_equal(answer, rows * 2)
         return model.sizes
 
-    assert run(scenario, max_batch_size=4, max_wait_ms=0) == [1, 2, 10, 2]
+    sizes = run(scenario, max_batch_size=4, max_wait_ms=0)
+    assert max(sizes) == 4
+    assert sum(sizes) == 1 + 2 + 10 + 2
 
 
 def test_disabled_batching_runs_each_request_alone():
@@ -165,22 +171,87 @@ def test_a_failure_reaches_every_waiting_caller_and_the_batcher_goes_on():
     np.testing.assert_array_equal(after, rows_of(7, 1) * 2)
 
 
-def test_close_waits_for_requests_in_flight():
+def test_close_answers_what_is_left_and_refuses_new_requests():
+    """The registry closes a version only once no request holds it; if some still do after the
+    drain time, they get 503, never silence."""
+
     async def scenario(batcher, model):
         model.hold = True
-        in_flight = asyncio.create_task(batcher.submit(rows_of(1, 2)))
+        running = asyncio.create_task(batcher.submit(rows_of(1, 2)))
         await wait_for(model.started.is_set, "the batch to start")
-        closing = asyncio.create_task(batcher.close(timeout=10))
-        await asyncio.sleep(0.05)
-        assert not closing.done(), "close() returned while a request was still running"
-        with pytest.raises(BatcherClosedError):
-            await batcher.submit(rows_of(2, 1))
-        model.release.set()
-        answer = await in_flight
-        await closing
-        return answer
+        queued = asyncio.create_task(batcher.submit(rows_of(2, 1)))
+        await wait_for(lambda: batcher._queue.qsize() == 1, "the second request to queue")
+        await batcher.close()
+        with pytest.raises(UnavailableError):
+            await batcher.submit(rows_of(3, 1))
+        return await asyncio.gather(running, queued, return_exceptions=True)
 
-    np.testing.assert_array_equal(run(scenario), rows_of(1, 2) * 2)
+    answers = run(scenario)
+    assert all(isinstance(a, UnavailableError) for a in answers), answers
+
+
+def test_a_full_queue_refuses_with_unavailable():
+    async def scenario(batcher, model):
+        model.hold = True
+        running = asyncio.create_task(batcher.submit(rows_of(0, 1)))
+        await wait_for(model.started.is_set, "the batch to start")
+        queued = [asyncio.create_task(batcher.submit(rows_of(i, 1))) for i in (1, 2)]
+        await wait_for(lambda: batcher._queue.qsize() == 2, "the queue to fill")
+        with pytest.raises(UnavailableError, match="queue is full"):
+            await batcher.submit(rows_of(3, 1))
+        model.release.set()
+        return await asyncio.gather(running, *queued)
+
+    answers = run(scenario, max_queue_size=2)
+    for i, answer in enumerate(answers):
+        np.testing.assert_array_equal(answer, rows_of(i, 1) * 2)
+
+
+def test_an_expired_request_is_answered_and_never_run():
+    async def scenario(batcher, model):
+        model.hold = True
+        running = asyncio.create_task(batcher.submit(rows_of(0, 1)))
+        await wait_for(model.started.is_set, "the batch to start")
+        expired = asyncio.create_task(batcher.submit(rows_of(1, 5), time.monotonic() + 0.05))
+        alive = asyncio.create_task(batcher.submit(rows_of(2, 3), time.monotonic() + 60))
+        await asyncio.sleep(0.1)  # the first deadline passes while the model is busy
+        model.release.set()
+        return await asyncio.gather(running, expired, alive, return_exceptions=True), model.sizes
+
+    (_, expired, alive), sizes = run(scenario)
+    assert isinstance(expired, DeadlineExceededError), expired
+    np.testing.assert_array_equal(alive, rows_of(2, 3) * 2)
+    assert sizes == [1, 3]  # the expired request's 5 rows never reached the model
+
+
+def test_a_caller_that_stops_waiting_is_not_run():
+    """A client that disconnects has its call cancelled by the data plane."""
+
+    async def scenario(batcher, model):
+        model.hold = True
+        running = asyncio.create_task(batcher.submit(rows_of(0, 1)))
+        await wait_for(model.started.is_set, "the batch to start")
+        gone = asyncio.create_task(batcher.submit(rows_of(1, 5)))
+        staying = asyncio.create_task(batcher.submit(rows_of(2, 3)))
+        await wait_for(lambda: batcher._queue.qsize() == 2, "both to queue")
+        gone.cancel()
+        model.release.set()
+        await asyncio.gather(running, staying)
+        return model.sizes
+
+    assert run(scenario) == [1, 3]
+
+
+def test_sparse_rows_are_made_dense_for_the_batch_only():
+    dense = rows_of(0, 2)
+    sparse = SparseRows(
+        3, COLUMNS, np.array([0, 2, 2]), np.array([1, 0, 2]), np.array([5.0, 6.0, 7.0])
+    )
+    batch = assemble([dense, sparse], np.dtype(np.float32))
+    expected = np.vstack([dense, [[0, 5, 0], [0, 0, 0], [6, 0, 7]]]).astype(np.float32)
+    np.testing.assert_array_equal(batch, expected)
+    assert batch.dtype == np.float32
+    np.testing.assert_array_equal(assemble([sparse[1:3]], np.dtype(np.float32)), expected[3:])
 
 
 def test_a_lone_request_needs_no_company():

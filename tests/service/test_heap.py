@@ -21,6 +21,7 @@ def test_loaded_models_are_frozen_and_a_reload_frees_the_old_versions():
         assert gc.get_freeze_count() > 0
         old = weakref.ref(registry.get("imdb"))
         await registry.load("imdb")
+        await registry.retired()
         assert old() is None, gc.get_referrers(old())
         assert registry.get("imdb") is not None
         assert gc.get_freeze_count() > 0

@@ -105,7 +105,7 @@ def test_trainer_and_service_encode_raw_reviews_alike(client, version, raw_revie
                                                       trainer_sequences):  # fmt: skip
     texts = [text for text, _ in raw_reviews]
     trainer_side = trainer_rows("imdb", version, trainer_sequences["imdb"])
-    service_side = client.app.state.registry.get("imdb", version).encoder.encode(texts)
+    service_side = client.app.state.dataplane.registry.get("imdb", version).encoder.encode(texts)
     assert service_side.dtype == trainer_side.dtype
     np.testing.assert_array_equal(service_side, trainer_side)
     assert (trainer_side.sum(axis=1) > 1).all()  # the reviews' words were found

@@ -1,0 +1,349 @@
+"""The data plane: what every protocol's request goes through, written once.
+
+A request crosses: wire format → data plane → wire format. The protocol modules (`service/api/`)
+only translate; here live
+
+- the `Call`: one request's deadline (server default, or less where the request asks), the model
+  versions it leased, the memory it reserved, all given back when its answer has been written;
+- lookup and lease (`lease`): a reload or unload never fails a request admitted before it;
+- the body (`read_body`, `decode`): the size limit, memory admission, and decoding off the event
+  loop when the body is large;
+- the checks of input rows (shape, rows, text lengths, datatype, finiteness) and text encoding,
+  off the event loop when the texts are long (`infer`, `infer_texts`, `infer_word_ids`);
+- batching, through each version's `Batcher` (bounded queue, deadline checked before compute);
+- the reaper: a request past its deadline, or still running when the shutdown's drain time is
+  over, is cancelled and answered (504 or 503), never left hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+from service.batching import SparseRows
+from service.errors import (
+    BadInputError,
+    DeadlineExceededError,
+    Kind,
+    ServiceError,
+    UnavailableError,
+)
+from service.metrics import Metrics
+from service.registry import LoadedModel, Registry
+from service.settings import JSON_DECODE_FACTOR, Settings, available_cpus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REAPER_INTERVAL_S = 0.05  # how often deadlines are looked at: the precision of a 504
+
+
+class ClientDisconnectedError(Exception):
+    """The client left before its request was read: there is no one to answer."""
+
+
+class Call:
+    """One request's passage through the data plane."""
+
+    __slots__ = ("answering", "deadline", "leases", "memory", "model", "reason", "started", "task")
+
+    def __init__(self, started: float, timeout_s: float):
+        self.started = started  # time.monotonic() when its headers had arrived
+        self.deadline = started + timeout_s
+        self.task: asyncio.Task | None = None
+        self.leases: list[LoadedModel] = []
+        self.memory = 0  # bytes reserved in the data plane's memory budget
+        self.model: LoadedModel | None = None  # the version that answers it, for metrics
+        self.answering = False  # its answer is being written: too late to cancel it
+        self.reason: str | None = None  # why the data plane cancelled it
+
+    def shorten(self, timeout_s: float) -> None:
+        """The request asks for a deadline of its own (V2 `parameters.timeout`)."""
+        self.deadline = min(self.deadline, self.started + timeout_s)
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None and self.task is not None and not self.answering:
+            self.reason = reason
+            self.task.cancel()
+
+
+class MemoryBudget:
+    """The bytes that requests in flight may hold, reserved before their bodies are read (from the
+    declared size) and given back when they are answered. Requests that do not fit wait in
+    arrival order; the reaper ends a wait at the request's deadline."""
+
+    def __init__(self, limit: int, on_change: Callable[[int], None]):
+        self.limit = limit
+        self.used = 0
+        self._on_change = on_change
+        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
+
+    async def reserve(self, call: Call, amount: int) -> None:
+        if amount > self.limit:
+            raise ServiceError(
+                f"decoding this body needs about {amount} bytes, more than the service's request "
+                f"memory ({self.limit} bytes, SERVICE_REQUEST_MEMORY_BYTES)",
+                "body",
+                Kind.TOO_LARGE,
+            )
+        if not self._waiting and self.used + amount <= self.limit:
+            self._take(call, amount)
+            return
+        granted = asyncio.get_running_loop().create_future()
+        entry = (amount, granted)
+        self._waiting.append(entry)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # granted as it was cancelled
+                call.memory += amount
+            else:
+                self._waiting.remove(entry)
+            raise
+        call.memory += amount
+
+    def grow(self, call: Call, amount: int) -> None:
+        """More for a call that holds a reservation already (a body without a declared length):
+        it cannot wait for others while holding memory, so it is refused when the budget is
+        full."""
+        if self.used + amount > self.limit:
+            raise UnavailableError(
+                "the service's request memory is full; retry later, or send Content-Length so "
+                "that the request can wait its turn",
+                "body",
+            )
+        self._take(call, amount)
+
+    def _take(self, call: Call, amount: int) -> None:
+        self.used += amount
+        call.memory += amount
+        self._on_change(self.used)
+
+    def release(self, call: Call) -> None:
+        self.used -= call.memory
+        call.memory = 0
+        while self._waiting and self.used + self._waiting[0][0] <= self.limit:
+            amount, granted = self._waiting.popleft()
+            if not granted.done():
+                self.used += amount
+                granted.set_result(None)
+        self._on_change(self.used)
+
+
+class DataPlane:
+    def __init__(self, settings: Settings, metrics: Metrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.registry = Registry(settings, metrics)
+        self.memory = MemoryBudget(settings.request_memory_bytes, metrics.request_memory.set)
+        self._offload = ThreadPoolExecutor(available_cpus(), thread_name_prefix="decode")
+        self._calls: set[Call] = set()
+        self._reaper: asyncio.Task | None = None
+        self.drain_deadline: float | None = None
+
+    # -- lifecycle
+
+    def load(self) -> None:
+        self.registry.load_all()
+
+    def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap())
+
+    @property
+    def ready(self) -> bool:
+        return self._reaper is not None and self.drain_deadline is None
+
+    def drain(self) -> None:
+        """The server stops: not ready any more; what is still running when the drain time is
+        over is answered 503."""
+        if self.drain_deadline is None:
+            self.drain_deadline = time.monotonic() + self.settings.drain_timeout_s
+            log.info("draining %d requests in flight", len(self._calls))
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.registry.close()
+        self._offload.shutdown(wait=False, cancel_futures=True)
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAPER_INTERVAL_S)
+            now = time.monotonic()
+            draining = self.drain_deadline is not None and now >= self.drain_deadline
+            for call in list(self._calls):
+                if draining:
+                    call.cancel("shutdown")
+                elif now >= call.deadline:
+                    call.cancel("deadline")
+
+    # -- calls
+
+    def begin(self) -> Call:
+        call = Call(time.monotonic(), self.settings.request_timeout_s)
+        call.task = asyncio.current_task()
+        self._calls.add(call)
+        return call
+
+    def end(self, call: Call) -> None:
+        """The call's answer has been written (or its client has gone): its leases and memory
+        are given back."""
+        self._calls.discard(call)
+        for model in call.leases:
+            model.release()
+        if call.memory:
+            self.memory.release(call)
+        if call.reason is not None and call.model is not None:
+            labels = {"model": call.model.name, "version": str(call.model.version)}
+            self.metrics.dropped.labels(**labels, reason=call.reason).inc()
+
+    def lease(self, call: Call, name: str, version: int | str | None = None) -> LoadedModel:
+        """The loaded version that answers this call (the newest where none is named), held until
+        the answer is written."""
+        model = self.registry.get(name, version)
+        model.lease()
+        call.leases.append(model)
+        call.model = model
+        return model
+
+    # -- bodies
+
+    async def read_body(self, call: Call, receive, declared_length: int | None) -> bytes:
+        """The whole body, within the size limit, its decoding memory reserved first."""
+        limit = self.settings.max_body_bytes
+        if declared_length is not None:
+            if declared_length > limit:
+                self._refuse_too_large(limit)
+            await self.memory.reserve(call, declared_length * JSON_DECODE_FACTOR)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                call.reason = "disconnected"
+                raise ClientDisconnectedError("the client closed the connection mid-body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                self._refuse_too_large(limit)
+            if declared_length is None:
+                self.memory.grow(call, len(chunk) * JSON_DECODE_FACTOR)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _refuse_too_large(self, limit: int) -> None:
+        self.metrics.refused.labels("too_large").inc()
+        raise ServiceError(f"the body exceeds {limit} bytes", "body", Kind.TOO_LARGE)
+
+    async def decode(self, body: bytes, parse: Callable[[bytes], T]) -> T:
+        """`parse(body)`, in a thread when the body is large: parsing megabytes of JSON would
+        hold up every other client."""
+        if len(body) <= self.settings.offload_above_bytes:
+            return parse(body)
+        return await asyncio.get_running_loop().run_in_executor(self._offload, parse, body)
+
+    # -- inference
+
+    def check_shape(
+        self, model: LoadedModel, shape: Sequence[int], shape_field: str, field: str
+    ) -> None:
+        """A tensor of `shape` fits the model's input, [rows, columns] with rows within the limit,
+        before any memory is given to it."""
+        columns = model.row_size
+        if len(shape) != 2 or any(d < 0 for d in shape):
+            raise BadInputError(
+                f"expected a 2-d shape [rows, columns], got {list(shape)}", shape_field
+            )
+        if shape[0] > self.settings.max_batch_rows:
+            self.check_rows(shape[0], shape_field)
+        if shape[1] != columns:
+            raise BadInputError(f"expected shape [N, {columns}], got {list(shape)}", field)
+
+    def check_rows(self, count: int, field: str, what: str = "rows") -> None:
+        limit = self.settings.max_batch_rows
+        if count > limit:
+            raise BadInputError(f"{count} {what} exceed the limit of {limit}", field)
+        if count == 0:
+            raise BadInputError("the batch is empty", field)
+
+    async def infer(
+        self, call: Call, model: LoadedModel, rows: np.ndarray, field: str
+    ) -> np.ndarray:
+        """Output rows for input rows of the model's shape."""
+        if rows.ndim != 2 or rows.shape[1] != model.row_size:
+            raise BadInputError(
+                f"expected shape [N, {model.row_size}], got {list(rows.shape)}", field
+            )
+        self.check_rows(rows.shape[0], field)
+        with np.errstate(over="ignore"):  # values beyond the datatype's range become infinity
+            rows = rows.astype(model.runtime.dtype, copy=False)
+        if not np.isfinite(rows).all():
+            datatype = model.config.inputs[0].datatype
+            raise BadInputError(f"contains NaN, infinity or values beyond {datatype}", field)
+        return await model.batcher.submit(rows, call.deadline)
+
+    async def infer_texts(
+        self, call: Call, model: LoadedModel, texts: list[str], field: str
+    ) -> np.ndarray:
+        """Output rows for raw texts, encoded as the model was trained."""
+        encoder = self._encoder(model)
+        self._check_items(texts, field, "characters")
+
+        def encode() -> SparseRows:
+            return self._sparse(model, [encoder.word_ids(text) for text in texts])
+
+        if sum(map(len, texts)) <= self.settings.offload_above_bytes:
+            rows = encode()
+        else:
+            rows = await asyncio.get_running_loop().run_in_executor(self._offload, encode)
+        return await model.batcher.submit(rows, call.deadline)
+
+    async def infer_word_ids(
+        self, call: Call, model: LoadedModel, sequences: list[list[int]], field: str
+    ) -> np.ndarray:
+        """Output rows for texts already encoded as word ids; ids beyond the model's vocabulary
+        count as out of vocabulary."""
+        encoding = self._encoder(model).encoding
+        self._check_items(sequences, field, "word ids")
+        oov, limit = encoding.oov_id, encoding.num_words
+        capped = [[i if i < limit else oov for i in ids] for ids in sequences]
+        return await model.batcher.submit(self._sparse(model, capped), call.deadline)
+
+    def _check_items(self, items: Sequence[Sequence], field: str, unit: str) -> None:
+        """Texts or id sequences: within the batch limit, and each within the length limit."""
+        self.check_rows(len(items), field, "items")
+        limit = self.settings.max_text_chars
+        for i, item in enumerate(items):
+            if len(item) > limit:
+                raise BadInputError(
+                    f"{len(item)} {unit} exceed the limit of {limit}", f"{field}[{i}]"
+                )
+
+    @staticmethod
+    def _encoder(model: LoadedModel):
+        if model.encoder is None:
+            raise BadInputError(f"model '{model.name}' does not take text", "model")
+        return model.encoder
+
+    @staticmethod
+    def _sparse(model: LoadedModel, sequences: list[list[int]]) -> SparseRows:
+        rows, columns, values = model.encoder.coordinates(sequences)
+        return SparseRows(len(sequences), model.row_size, rows, columns, values)
+
+
+def deadline_error(call: Call) -> ServiceError:
+    """What a call the data plane cancelled is answered (a call whose client left gets none)."""
+    if call.reason == "shutdown":
+        return UnavailableError("the service is shutting down; send the request again")
+    waited = time.monotonic() - call.started
+    return DeadlineExceededError(f"the request's deadline passed after {waited:.3f} s")
