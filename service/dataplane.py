@@ -87,13 +87,7 @@ class MemoryBudget:
         self._waiting: deque[tuple[int, asyncio.Future]] = deque()
 
     async def reserve(self, call: Call, amount: int) -> None:
-        if amount > self.limit:
-            raise ServiceError(
-                f"decoding this body needs about {amount} bytes, more than the service's request "
-                f"memory ({self.limit} bytes, SERVICE_REQUEST_MEMORY_BYTES)",
-                "body",
-                Kind.TOO_LARGE,
-            )
+        """`amount` for `call`, at most the body limit's worth (the settings make sure it fits)."""
         if not self._waiting and self.used + amount <= self.limit:
             self._take(call, amount)
             return
@@ -105,7 +99,7 @@ class MemoryBudget:
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():  # granted as it was cancelled
                 call.memory += amount
-            else:
+            elif entry in self._waiting:
                 self._waiting.remove(entry)
             raise
         call.memory += amount

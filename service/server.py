@@ -8,35 +8,60 @@ uvicorn's own HTTP/1.1 protocol (httptools) is extended, not replaced:
   (uvicorn closes a connection only when it is idle after a response);
 - when a client leaves, the data plane hears of it and drops its queued work;
 - on shutdown (SIGTERM), the connections tell the data plane (readiness turns false, the drain
-  clock starts); a connection whose request is under way, headers or body, finishes it and then
-  closes; an idle one is closed after the bytes already received are read (a request sent just
-  before the signal is served, not reset); headers still incomplete when the drain time is over
-  get 503.
+  clock starts); a connection whose request is under way, headers or body, or whose request
+  has arrived but not been read yet, is served and then closed; an idle one is closed at once;
+  headers still incomplete when the drain time is over get 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import socket
+import struct
+import termios
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
+from service.errors import RETRY_AFTER_S
 from service.logs import log_config
 from service.settings import Settings
 
-# How long an idle connection stays open once the shutdown began, for bytes already on their way
-# (a request sent just before the signal) to arrive: they are read within an event-loop pass.
-SHUTDOWN_READ_S = 0.05
-
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration, with what the protocol below needs beside it."""
+    """uvicorn's configuration, with what the protocol below needs beside it: its timeouts, and
+    a second handle on the listening socket, so that the connections still queued on it when
+    uvicorn closes it at shutdown are not reset (`take_backlog`)."""
 
     def __init__(self, *args, header_timeout: float, drain_timeout: float, **options):
         super().__init__(*args, **options)
         self.header_timeout = header_timeout
         self.drain_timeout = drain_timeout
+        self.listener: socket.socket | None = None
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        self.listener = sock.dup()  # each worker process gets a copy of it, with the config
+        return sock
+
+    def take_backlog(self) -> list[socket.socket]:
+        """The connections that completed before the shutdown began but were not accepted yet;
+        then the listening socket is closed for good (later ones are refused)."""
+        listener, self.listener = self.listener, None
+        if listener is None:
+            return []
+        accepted = []
+        with listener:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # BlockingIOError: none left
+                    return accepted
+                accepted.append(connection)
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -63,8 +88,9 @@ class HttpProtocol(HttpToolsProtocol):
             return
         body = json.dumps({"error": reason, "details": [{"field": None, "reason": reason}]})
         phrase = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+        retry = f"retry-after: {RETRY_AFTER_S}\r\n" if status == 503 else ""
         self.transport.write(
-            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{retry}"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n{body}".encode()
         )
         self.transport.close()
@@ -76,7 +102,10 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._arm(self.timeout_keep_alive, self._close_idle)
+        if self.draining:
+            self._finish()
+        else:
+            self._arm(self.timeout_keep_alive, self._close_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -99,16 +128,31 @@ class HttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def shutdown(self) -> None:
-        self.draining = True
+        """uvicorn calls this on each connection once the shutdown began."""
         dataplane = self._dataplane()
         if dataplane is not None:
             dataplane.drain()
+        for connection in self.config.take_backlog():
+            self.loop.create_task(self.loop.connect_accepted_socket(self._sibling, connection))
+        self._finish()
+
+    def _sibling(self) -> HttpProtocol:
+        """The protocol of a connection taken from the backlog after the shutdown began."""
+        protocol = type(self)(self.config, self.server_state, self.app_state, self.loop)
+        protocol.draining = True
+        return protocol
+
+    def _finish(self) -> None:
+        """This connection serves the request it has under way, if any, then closes."""
+        self.draining = True
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False  # uvicorn closes it after the response
-        elif self.reading_headers:
+        elif self.reading_headers or self._unread_bytes():
+            # A request under way, or sent before the signal and not read yet (closing a socket
+            # with unread bytes would reset it): it is served, then the connection closes.
             self._arm(self.drain_timeout, self._drain_over)
         else:
-            self._arm(SHUTDOWN_READ_S, self._close_if_idle)
+            self.transport.close()
 
     # -- timers
 
@@ -116,17 +160,21 @@ class HttpProtocol(HttpToolsProtocol):
         if not self.reading_headers and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
 
-    def _close_if_idle(self) -> None:
-        if self.reading_headers:
-            self._arm(self.drain_timeout, self._drain_over)
-        else:
-            self._close_idle()
+    def _unread_bytes(self) -> int:
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        except OSError:
+            return 0
 
     def _headers_too_slow(self) -> None:
         self._refuse(408, f"the request's headers took longer than {self.header_timeout} s")
 
     def _drain_over(self) -> None:
-        self._refuse(503, "the service is shutting down; send the request again")
+        if self.cycle is None or self.cycle.response_complete:
+            self._refuse(503, "the service is shutting down; send the request again")
 
 
 def config(settings: Settings, app) -> ServerConfig:
@@ -152,9 +200,8 @@ def config(settings: Settings, app) -> ServerConfig:
 def serve(settings: Settings) -> None:
     """Runs the service until SIGTERM or SIGINT; with `workers` > 1 in as many processes."""
     server_config = config(settings, "service.app:create_app")
+    sockets = [server_config.bind_socket()]
     if settings.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+        Multiprocess(server_config, sockets=sockets).run()
     else:
-        uvicorn.Server(server_config).run()
+        uvicorn.Server(server_config).run(sockets=sockets)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A JSON body of numbers or texts takes up to this many times its size in memory while decoded
@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         description="bodies larger than this are decoded, and their texts encoded, in a thread, "
         "so that the event loop keeps answering other clients",
     )
+
+    @model_validator(mode="after")
+    def _one_body_fits_in_memory(self) -> Settings:
+        needed = self.max_body_bytes * JSON_DECODE_FACTOR
+        if self.request_memory_bytes < needed:
+            raise ValueError(
+                f"request_memory_bytes must hold one body of max_body_bytes while it is decoded: "
+                f"at least {needed} ({JSON_DECODE_FACTOR} × {self.max_body_bytes})"
+            )
+        return self
 
     @field_validator("providers", mode="before")
     @classmethod

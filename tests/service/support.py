@@ -4,23 +4,30 @@ sample inputs, direct onnxruntime answers, request builders, and a real server p
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import onnxruntime as ort
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.typed import EXAMPLE_HOUSE
+from service.app import create_app
 from service.encoding import TextEncoder, TextEncoding
 from service.repository import ONNX_FILE, ModelConfig, list_versions, read_config
+from service.server import config as server_config
 from service.settings import Settings
 
 with warnings.catch_warnings():  # starlette's TestClient prefers httpx2; httpx works the same
@@ -235,3 +242,121 @@ def run_service(repository: Path, timeout: float = 60, **env: str) -> tuple[int,
     except subprocess.TimeoutExpired as error:
         raise AssertionError(f"the service did not exit within {timeout} s") from error
     return result.returncode, result.stdout + result.stderr
+
+
+# --- raw HTTP over sockets: requests sent in parts, responses read as they come -----------------
+
+
+def raw_request(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[bytes, bytes]:
+    """An HTTP/1.1 request as (head, body) bytes, with Content-Length unless `headers` says
+    otherwise."""
+    fields = {"host": "127.0.0.1", "content-type": "application/json"}
+    if body or method == "POST":
+        fields["content-length"] = str(len(body))
+    fields.update({k.replace("_", "-"): v for k, v in headers.items()})
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+    return (head + "\r\n").encode("latin-1"), body
+
+
+def connect(url: str, timeout: float = 30) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def read_response(sock: socket.socket) -> RawResponse:
+    """One response from `sock` (Content-Length framed, as the service answers); raises
+    ConnectionError if the server closed or reset the connection instead."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a response; got {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", 0))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-response")
+        body += chunk
+    return RawResponse(int(lines[0].split()[1]), headers, body[:length])
+
+
+class InProcessServer:
+    """The service's own server (`service.server`) on a loopback port, in a thread of this
+    process, so that a test can hold a model's inference (`hold`) and see what ran (`ran`)."""
+
+    def __init__(self, **overrides):
+        overrides.setdefault("default_batching", {"inline_below_ms": 0})  # runs in threads
+        self.settings = settings(host="127.0.0.1", port=free_port(), **overrides)
+        self.app = create_app(self.settings)
+        self.server = uvicorn.Server(server_config(self.settings, self.app))
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+        self.gate = threading.Event()
+        self.gate.set()
+        self.ran: list[tuple[str, int]] = []  # (model, rows) of each inference call
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> InProcessServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert self.thread.is_alive(), "the server died"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        for name, loaded in self.dataplane.registry.models.items():
+            for model in loaded.values():
+                model.batcher._run = self._gated(name, model.batcher._run)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.gate.set()
+        self.stop()
+
+    @property
+    def dataplane(self):
+        return self.app.state.dataplane
+
+    def _gated(self, name: str, run):
+        def gated(batch):
+            assert self.gate.wait(30), "the test never opened the gate"
+            self.ran.append((name, len(batch)))
+            return run(batch)
+
+        return gated
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def begin_shutdown(self) -> None:
+        """What SIGTERM does (signals reach only the main thread)."""
+        self.server.should_exit = True
+
+    def stop(self, timeout: float = 30) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the server did not stop"
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = httpx.get(f"{self.url}/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
+import httpx
 import numpy as np
 import pytest
 
 from service.app import create_app
 from tests.service.support import (
     MODEL_NAMES,
+    ServerProcess,
     TestClient,
     add_version,
+    connect,
     copy_repository,
     newest,
     ort_predict,
+    raw_request,
+    read_response,
     sample_rows,
     settings,
     v2_body,
@@ -82,6 +89,11 @@ def test_wrong_key_is_401(admin, headers):
     answer = admin.post("/v2/repository/models/imdb/unload", headers=headers)
     assert_error(answer, 401)
     assert admin.get("/v2/models/imdb/ready").status_code == 200
+
+
+def test_a_key_beyond_ascii_is_401_not_an_error(admin):
+    answer = admin.post("/v2/repository/index", headers={"authorization": b"Bearer \xe9"})
+    assert_error(answer, 401, "authorization")
 
 
 def test_index_lists_every_version_ready(admin):
@@ -165,9 +177,64 @@ def test_loading_a_corrupt_version_fails_and_the_old_ones_keep_serving(admin, re
     assert index(admin)[("imdb", str(old + 1))]["state"] == "READY"
 
 
-def test_reload_under_load_fails_no_request(admin):
-    """Inference keeps running in threads while the models are reloaded several times."""
-    expected = {name: v2_outputs(infer(admin, name).json()) for name in ("boston", "reuters")}
+def test_loading_a_version_with_a_corrupt_vocabulary_names_the_file(admin, repository):
+    old = newest("reuters")
+    broken = add_version(repository, "reuters", old, old + 1)
+    (broken / "vocabulary.json").write_text('{"words": ["a", "b"', "utf-8")
+
+    answer = admin.post("/v2/repository/models/reuters/load", headers=AUTH)
+    assert_error(answer, 400, str(broken / "vocabulary.json"))
+    entry = index(admin)[("reuters", str(old + 1))]
+    assert entry["state"] == "UNAVAILABLE"
+    assert str(broken / "vocabulary.json") in entry["reason"]
+    assert infer(admin, "reuters").json()["model_version"] == str(old)
+
+
+@pytest.fixture
+def admin_server(repository, tmp_path):
+    """`python -m service` on a copy of the repository, with the repository API on."""
+    process = ServerProcess(tmp_path, repository, SERVICE_ADMIN_API_KEY=KEY).wait_ready()
+    yield process
+    code = process.terminate()
+    assert code == 0, process.output()
+
+
+def half_sent(url: str, name: str):
+    """A V2 request whose headers and first half of the body are sent; returns the socket and
+    the rest of the body."""
+    head, body = raw_request("POST", f"/v2/models/{name}/infer", json.dumps(
+        v2_body(name, sample_rows(name))).encode())  # fmt: skip
+    sock = connect(url)
+    sock.sendall(head + body[: len(body) // 2])
+    return sock, body[len(body) // 2 :]
+
+
+@pytest.mark.parametrize("action", ["load", "unload"])
+def test_a_request_half_sent_before_a_reload_or_unload_is_answered(admin_server, action):
+    """Its version was looked up and leased with its headers: it finishes on that version."""
+    url = admin_server.url
+    expected = ort_predict("boston", newest("boston"), sample_rows("boston"))
+    socks = [half_sent(url, "boston") for _ in range(4)]
+    time.sleep(0.3)  # the headers have been read
+    answer = httpx.post(f"{url}/v2/repository/models/boston/{action}", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    for sock, rest in socks:
+        sock.sendall(rest)
+    for sock, _ in socks:
+        answer = read_response(sock)
+        assert answer.status == 200, answer.body
+        np.testing.assert_allclose(v2_outputs(answer.json()), expected, rtol=1e-6, atol=1e-6)
+    after = httpx.post(
+        f"{url}/v2/models/boston/infer", json=v2_body("boston", sample_rows("boston"))
+    )
+    assert after.status_code == (200 if action == "load" else 404)
+
+
+def test_reload_under_load_fails_no_request(admin_server):
+    """Clients send their bodies in parts over raw sockets while the models are reloaded again
+    and again: every request is answered 200 with the right rows."""
+    url = admin_server.url
+    expected = {n: ort_predict(n, newest(n), sample_rows(n)) for n in ("boston", "reuters")}
     failures: list[str] = []
     answered = {"count": 0}
     stop = threading.Event()
@@ -175,12 +242,16 @@ def test_reload_under_load_fails_no_request(admin):
     def hammer(name: str) -> None:
         while not stop.is_set():
             try:
-                answer = infer(admin, name)
-            except Exception as error:  # the test client re-raises the app's exceptions
+                sock, rest = half_sent(url, name)
+                with sock:
+                    time.sleep(0.005)
+                    sock.sendall(rest)
+                    answer = read_response(sock)
+            except Exception as error:
                 failures.append(f"{name}: {error!r}")
                 return
-            if answer.status_code != 200:
-                failures.append(f"{name}: {answer.status_code} {answer.text}")
+            if answer.status != 200:
+                failures.append(f"{name}: {answer.status} {answer.body!r}")
             elif np.abs(v2_outputs(answer.json()) - expected[name]).max() > 1e-6:
                 failures.append(f"{name}: a different answer")
             answered["count"] += 1
@@ -194,7 +265,7 @@ def test_reload_under_load_fails_no_request(admin):
         before = answered["count"]
         for _ in range(4):
             for name in ("boston", "reuters"):
-                answer = admin.post(f"/v2/repository/models/{name}/load", headers=AUTH)
+                answer = httpx.post(f"{url}/v2/repository/models/{name}/load", headers=AUTH)
                 assert answer.status_code == 200, answer.text
         during = answered["count"] - before
     finally:
@@ -203,4 +274,5 @@ def test_reload_under_load_fails_no_request(admin):
             thread.join(30)
     assert failures == []
     assert during > 0  # requests were answered while the models were reloaded
-    assert {e["state"] for e in index(admin).values()} == {"READY"}
+    entries = httpx.post(f"{url}/v2/repository/index", headers=AUTH).json()
+    assert {e["state"] for e in entries} == {"READY"}

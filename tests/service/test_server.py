@@ -4,6 +4,7 @@ and the graceful shutdown on SIGTERM."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 
@@ -11,9 +12,13 @@ import httpx
 import numpy as np
 
 from tests.service.support import (
+    REVIEWS,
     ServerProcess,
+    connect,
     newest,
     ort_predict,
+    raw_request,
+    read_response,
     sample_rows,
     v2_body,
     v2_outputs,
@@ -102,3 +107,30 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path):
     for i in range(clients):
         assert output.index(f"[slow-{i}] POST /v2/models/boston/infer 200") > shutdown, output
     assert output.index("stopped") > shutdown
+
+
+def test_sigterm_answers_every_request_that_arrived_before_it(tmp_path):
+    """64 clients each send a 90,000-character review; SIGTERM follows 20 ms later. Every one is
+    answered 200 (none reset), then the service exits 0."""
+    process = ServerProcess(tmp_path).wait_ready()
+    try:
+        review = (" ".join(REVIEWS) + " ") * (90_000 // (len(" ".join(REVIEWS)) + 1) + 1)
+        head, body = raw_request(
+            "POST", "/api/imdb", json.dumps({"reviews": [review[:90_000]]}).encode()
+        )
+        socks = [connect(process.url, timeout=60) for _ in range(64)]
+        for sock in socks:
+            sock.sendall(head + body)
+        time.sleep(0.02)
+        process.process.send_signal(signal.SIGTERM)
+        answers = []
+        for sock in socks:
+            try:
+                answers.append(read_response(sock).status)
+            except OSError as error:
+                answers.append(repr(error))
+        code = process.terminate(timeout=60)
+    finally:
+        process.kill()
+    assert answers == [200] * 64, answers
+    assert code == 0, process.output()

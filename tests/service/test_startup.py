@@ -22,10 +22,25 @@ needs_no_cuda = pytest.mark.skipif(
 
 
 def broken_repository(tmp_path, damage):
-    """A copy of the Boston model (small, quick to load), damaged; returns the root and the path
-    that the service must name."""
+    """A copy of the Boston model (small, quick to load; Reuters v1 for text), damaged; returns
+    the root and the path that the service must name."""
+    if damage in (corrupt_vocabulary, unreadable_vocabulary):
+        root = copy_repository(tmp_path / "models", ["reuters"])
+        return root, damage(root / "reuters" / "1")
     root = copy_repository(tmp_path / "models", ["boston"])
     return root, damage(root / "boston" / str(newest("boston")))
+
+
+def corrupt_vocabulary(folder):
+    path = folder / "vocabulary.json"
+    path.write_bytes(path.read_bytes()[:1000])  # cut short: not JSON
+    return path
+
+
+def unreadable_vocabulary(folder):
+    path = folder / "vocabulary.json"
+    path.write_text(json.dumps({"ngrams": []}))  # valid JSON without the words
+    return path
 
 
 def remove_onnx(folder):
@@ -60,9 +75,11 @@ def misplaced_config(folder):
 
 @pytest.mark.parametrize(
     "damage",
-    [remove_onnx, corrupt_onnx, rename_input, invalid_config, misplaced_config],
+    [remove_onnx, corrupt_onnx, rename_input, invalid_config, misplaced_config,
+     corrupt_vocabulary, unreadable_vocabulary],
     ids=["missing model.onnx", "corrupt model.onnx", "config does not match the graph",
-         "invalid config.json", "config of another version"],
+         "invalid config.json", "config of another version", "vocabulary.json cut short",
+         "vocabulary.json without words"],
 )  # fmt: skip
 def test_a_broken_model_stops_the_start(tmp_path, damage):
     root, named = broken_repository(tmp_path, damage)
