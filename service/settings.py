@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# A JSON body of numbers or texts takes up to this many times its size in memory while decoded
-# (Python objects before they become arrays); measured by loadtest/memory_benchmark.py.
-JSON_DECODE_FACTOR = 10
+# A JSON body takes up to this many times its size in memory while it is decoded: pydantic makes
+# a Python object of every number (a float is 24 bytes, its list entry 8 more) before NumPy makes
+# an array of them. 16 MiB of "0.5,0.5,…" peaked at 17 × (RSS); see loadtest/dataplane_benchmark.py.
+JSON_DECODE_FACTOR = 20
 
 
 class Batching(BaseModel):
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
     )
     default_batching: Batching = Batching()
     max_body_bytes: int = Field(
-        16 * 1024 * 1024,
+        8 * 1024 * 1024,
         ge=1024,
         description="larger bodies get 413; a JSON body takes up to "
         f"{JSON_DECODE_FACTOR} times its size while it is decoded",

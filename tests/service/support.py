@@ -3,6 +3,7 @@ sample inputs, direct onnxruntime answers, request builders, and a real server p
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import os
@@ -336,6 +337,13 @@ class InProcessServer:
             return run(batch)
 
         return gated
+
+    def in_loop(self, function):
+        """`function()` run on the server's event loop (the data plane is not thread-safe)."""
+        loop = self.dataplane._reaper.get_loop()
+        done = concurrent.futures.Future()
+        loop.call_soon_threadsafe(lambda: done.set_result(function()))
+        return done.result(10)
 
     def hold(self) -> None:
         self.gate.clear()
