@@ -191,7 +191,7 @@ def config(settings: Settings, app) -> ServerConfig:
         drain_timeout=settings.drain_timeout_s,
         # The data plane answers what is left when the drain time is over (503); uvicorn's own
         # deadline, which cancels without an answer, comes later.
-        timeout_graceful_shutdown=settings.drain_timeout_s + 5,
+        timeout_graceful_shutdown=settings.drain_timeout_s + 2,
         access_log=False,  # the service's middleware logs each request, with its id
         server_header=False,
     )
