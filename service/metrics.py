@@ -62,15 +62,14 @@ class Metrics:
         )
         self.dropped = Counter(
             "service_dropped_requests",
-            "requests answered without running: deadline (expired before their turn), "
-            "disconnected (the client left), queue_full (503)",
+            "requests answered without running: deadline (504), disconnected (the client "
+            "left), queue_full and shutdown (503)",
             ["model", "version", "reason"],
             registry=self.registry,
         )
         self.refused = Counter(
             "service_refused_requests",
-            "requests refused before a model was chosen: memory (the request memory budget "
-            "stayed full until their deadline), too_large (over the body limit)",
+            "requests refused before their body was read: too_large (413)",
             ["reason"],
             registry=self.registry,
         )
