@@ -38,7 +38,7 @@ from service.errors import (
     UnavailableError,
 )
 from service.metrics import Metrics
-from service.registry import LoadedModel, Registry
+from service.registry import LoadedModel, Registry, settle_heap
 from service.settings import JSON_DECODE_FACTOR, Settings, available_cpus
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ class DataPlane:
         self._offload = ThreadPoolExecutor(available_cpus(), thread_name_prefix="decode")
         self._calls: set[Call] = set()
         self._reaper: asyncio.Task | None = None
+        self._poller: asyncio.Task | None = None
         self.drain_deadline: float | None = None
 
     # -- lifecycle
@@ -155,6 +156,8 @@ class DataPlane:
         # 1 ms instead of 5 lets the event loop answer other clients between their slices.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._reaper = asyncio.create_task(self._reap())
+        if self.settings.poll_interval_s:
+            self._poller = asyncio.create_task(self._poll())
 
     @property
     def ready(self) -> bool:
@@ -168,12 +171,23 @@ class DataPlane:
             log.info("draining %d requests in flight", len(self._calls))
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in (self._poller, self._reaper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.registry.close()
         self._offload.shutdown(wait=False, cancel_futures=True)
+
+    async def _poll(self) -> None:
+        """Repository polling: the service serves what the repository holds (`Registry.sync`)."""
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                if await self.registry.sync():
+                    settle_heap()
+            except Exception:  # a repository that cannot be read now may be readable next time
+                log.exception("polling the model repository failed")
 
     async def _reap(self) -> None:
         while True:

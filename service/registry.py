@@ -83,10 +83,12 @@ class Registry:
         )
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
+        self._failed: dict[tuple[str, int], tuple] = {}  # broken versions: their files' stamp
 
     def load_all(self) -> None:
-        """Start-up: every version of every model, or an exception naming the broken file."""
-        versions = list_versions(self.settings.model_repository)
+        """Start-up: the versions to serve of every model, or an exception naming the broken
+        file."""
+        versions = self._on_disk()
         if not versions:
             raise RepositoryError(
                 f"model repository {self.settings.model_repository} has no models"
@@ -97,6 +99,57 @@ class Registry:
             self.models[name] = {v: self._open(name, v) for v in numbers}
         self._count()
         settle_heap()
+
+    def _on_disk(self) -> dict[str, list[int]]:
+        """Model → the versions in the repository that its version policy serves."""
+        return {
+            name: self.settings.versions_to_serve(name, numbers)
+            for name, numbers in list_versions(self.settings.model_repository).items()
+        }
+
+    async def sync(self) -> bool:
+        """Serves what the repository holds now (repository polling): versions that appeared are
+        loaded beside the others, versions that went away are retired (their requests finish), a
+        version that fails to load is reported and skipped, and tried again once its files
+        change, while the others keep serving. True when a version was loaded."""
+        loaded_any = False
+        async with self._lock:
+            on_disk = self._on_disk()
+            for name in set(self.models) - set(on_disk):
+                log.info("%s left the repository: unloaded", name)
+                self._retire(self.models.pop(name).values())
+            for name, numbers in on_disk.items():
+                loaded = self.models.get(name, {})
+                kept = {v: m for v, m in loaded.items() if v in numbers}
+                self._retire([m for v, m in loaded.items() if v not in numbers])
+                for version in sorted(set(numbers) - set(loaded)):
+                    model = await self._try_open(name, version)
+                    if model is not None:
+                        kept[version] = model
+                        loaded_any = True
+                if kept:
+                    self.models[name] = kept
+                else:
+                    self.models.pop(name, None)
+            self._count()
+        return loaded_any
+
+    async def _try_open(self, name: str, version: int) -> LoadedModel | None:
+        folder = Path(self.settings.model_repository) / name / str(version)
+        stamp = _stamp(folder)
+        if self._failed.get((name, version)) == stamp:
+            return None  # broken, and unchanged since
+        try:
+            model = await asyncio.to_thread(self._open, name, version)
+        except (RepositoryError, RuntimeError) as error:
+            log.error("%s/%s is not served: %s", name, version, error)
+            self.unavailable[(name, version)] = str(error)
+            self._failed[(name, version)] = stamp
+            return None
+        log.info("serving %s/%s", name, version)
+        self.unavailable.pop((name, version), None)
+        self._failed.pop((name, version), None)
+        return model
 
     def _open(self, name: str, version: int) -> LoadedModel:
         folder = Path(self.settings.model_repository) / name / str(version)
@@ -151,9 +204,10 @@ class Registry:
         return versions[number]
 
     async def load(self, name: str) -> list[int]:
-        """(Re)loads every version of `name` from the repository without stopping the service."""
+        """(Re)loads the versions of `name` to serve from the repository without stopping the
+        service."""
         async with self._lock:
-            numbers = list_versions(self.settings.model_repository).get(name)
+            numbers = self._on_disk().get(name)
             if not numbers:
                 raise NotFoundError(f"the repository has no versions of '{name}'", "model")
             try:
@@ -221,6 +275,16 @@ class Registry:
                     entry["reason"] = self.unavailable.get((name, version), "unloaded")
                 entries.append(entry)
         return entries
+
+
+def _stamp(folder: Path) -> tuple:
+    """What changes when a version folder's files do: their names, sizes and times."""
+    try:
+        return tuple(
+            sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir())
+        )
+    except OSError:
+        return ()
 
 
 def settle_heap() -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A JSON body takes up to this many times its size in memory while it is decoded: pydantic makes
@@ -44,6 +44,30 @@ class Batching(BaseModel):
     )
 
 
+class VersionPolicy(BaseModel):
+    """Which versions of a model are served, as TF Serving's `model_version_policy`: `{}` all of
+    them, `{"latest": N}` the N newest, `{"specific": [1, 3]}` those named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latest: int | None = Field(None, ge=1)
+    specific: list[int] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> VersionPolicy:
+        if self.latest is not None and self.specific is not None:
+            raise ValueError("a version policy is latest or specific, not both")
+        return self
+
+    def select(self, versions: list[int]) -> list[int]:
+        """The versions to serve of those in the repository, ascending."""
+        if self.latest is not None:
+            return sorted(versions)[-self.latest :]
+        if self.specific is not None:
+            return sorted(set(versions) & set(self.specific))
+        return sorted(versions)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SERVICE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -65,6 +89,16 @@ class Settings(BaseSettings):
         default_factory=dict, description="per model; models not named get `default_batching`"
     )
     default_batching: Batching = Batching()
+    version_policy: dict[str, VersionPolicy] = Field(
+        default_factory=dict,
+        description='per model, e.g. {"imdb": {"latest": 1}}; models not named: every version',
+    )
+    poll_interval_s: float = Field(
+        0,
+        ge=0,
+        description="look at the model repository this often and serve what changed (new "
+        "versions loaded, removed ones unloaded, broken ones reported and skipped); 0: never",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024,
         ge=1024,
@@ -135,6 +169,9 @@ class Settings(BaseSettings):
 
     def batching_for(self, model: str) -> Batching:
         return self.batching.get(model, self.default_batching)
+
+    def versions_to_serve(self, model: str, versions: list[int]) -> list[int]:
+        return self.version_policy.get(model, VersionPolicy()).select(versions)
 
     def threads(self) -> int:
         """Intra-op threads per session: the CPUs this process may use, shared among the workers
