@@ -231,13 +231,17 @@ class DataPlane:
 
     # -- bodies
 
-    async def read_body(self, call: Call, receive, declared_length: int | None) -> bytes:
-        """The whole body, within the size limit, its decoding memory reserved first."""
+    async def read_body(
+        self, call: Call, receive, declared_length: int | None, reserve: int | None = None
+    ) -> bytes:
+        """The whole body, within the size limit, the memory its decoding takes reserved first:
+        `reserve`, or what JSON of its declared length takes."""
         limit = self.settings.max_body_bytes
         if declared_length is not None:
             if declared_length > limit:
                 self._refuse_too_large(limit)
-            await self.memory.reserve(call, declared_length * JSON_DECODE_FACTOR)
+            reserve = declared_length * JSON_DECODE_FACTOR if reserve is None else reserve
+            await self.memory.reserve(call, reserve)
         chunks, size = [], 0
         while True:
             message = await receive()

@@ -140,7 +140,9 @@ async def imdb_sentiment(request: Request, version: VersionQuery = None):
         scores = {negative_label: 1 - p, positive_label: p}
         label = positive_label if p > 0.5 else negative_label
         predictions.append({"label": label, "probability": scores[label], "scores": scores})
-    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
+    return wire.answer(
+        request, {"model": model.name, "version": model.version, "predictions": predictions}
+    )
 
 
 @wire.post(router, "/reuters", body=NewswiresRequest, answer=TopicsAnswer, responses=ERRORS)
@@ -161,7 +163,9 @@ async def reuters_topics(request: Request, version: VersionQuery = None):
         {"topics": [{"topic": labels[j], "probability": float(row[j])} for j in order]}
         for row, order in zip(probabilities, top, strict=True)
     ]
-    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
+    return wire.answer(
+        request, {"model": model.name, "version": model.version, "predictions": predictions}
+    )
 
 
 @wire.post(router, "/boston", body=HousesRequest, answer=PricesAnswer, responses=ERRORS)
@@ -176,4 +180,6 @@ async def boston_price(request: Request, version: VersionQuery = None):
     prices = (await plane.infer(call_of(request), model, rows, "houses"))[:, 0]
     unit = model.config.target.unit
     predictions = [{"price": p, "unit": unit} for p in prices.tolist()]
-    return wire.answer({"model": model.name, "version": model.version, "predictions": predictions})
+    return wire.answer(
+        request, {"model": model.name, "version": model.version, "predictions": predictions}
+    )

@@ -101,7 +101,9 @@ async def predict(request: Request, model: str, version: str | None = None):
         rows = [r[spec.name] for r in rows]
     array = wire.json_rows(request, loaded, rows, [len(rows), loaded.row_size], field, True)
     result = (await dataplane(request).infer(call_of(request), loaded, array, field)).tolist()
-    return wire.answer({"predictions" if body.instances is not None else "outputs": result})
+    return wire.answer(
+        request, {"predictions" if body.instances is not None else "outputs": result}
+    )
 
 
 @router.get("/models/{model}", responses=ERRORS)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
-from service.api import call_of, dataplane, served, wire
+from service.api import call_of, dataplane, served, tensors, wire
 from service.errors import BadInputError, ErrorResponse, protocol_route
 from service.registry import LoadedModel
 
@@ -73,15 +73,23 @@ class RequestInput(BaseModel):
     name: str
     shape: list[int] = Field(description="Tensor shape; the data holds prod(shape) elements")
     datatype: Datatype
-    parameters: dict[str, Any] | None = None
-    data: list[Any] = Field(description="Row-major elements, flat or nested")
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="`binary_data_size`: the input's data is that many bytes of the binary part "
+        "of the body (binary tensor data extension) instead of `data`",
+    )
+    data: list[Any] | None = Field(
+        None, description="Row-major elements, flat or nested; absent for binary data"
+    )
 
 
 class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="`binary_data`: answer this output in binary (or not)"
+    )
 
 
 class InferenceRequest(BaseModel):
@@ -91,7 +99,8 @@ class InferenceRequest(BaseModel):
     parameters: dict[str, Any] | None = Field(
         None,
         description="`timeout`: the request's deadline in microseconds, as Triton's (0 or absent: "
-        "the server's); a request that has not run by then is answered 504 and not run",
+        "the server's); a request that has not run by then is answered 504 and not run. "
+        "`binary_data_output`: answer every output in binary unless it says otherwise",
     )
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
@@ -101,7 +110,10 @@ class ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]
+    parameters: dict[str, Any] | None = Field(
+        None, description="`binary_data_size` for an output in binary"
+    )
+    data: list[float] | None = Field(None, description="absent for an output in binary")
 
 
 class InferenceResponse(BaseModel):
@@ -122,8 +134,13 @@ class InferenceResponse(BaseModel):
     responses=INFER_ERRORS,
 )
 async def infer(request: Request, model: str, version: str | None = None):
+    """Inference, with JSON tensors or Triton's binary tensor data extension (request header
+    `Inference-Header-Content-Length`), in and out."""
     loaded = served(request, model, version)
-    body = await wire.read(request, InferenceRequest, require_json_type=False)
+    header_length = request.headers.get(tensors.HEADER_LENGTH)
+    binary_from = int(header_length) if header_length and header_length.isdigit() else None
+    header, binary = tensors.split(await wire.read_bytes(request, binary_from), header_length)
+    body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
     timeout = (body.parameters or {}).get("timeout")
     if timeout is not None:
@@ -135,10 +152,6 @@ async def infer(request: Request, model: str, version: str | None = None):
         if timeout:
             call.shorten(timeout / 1e6)
     spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
-    if _binary_requested(body):
-        raise BadInputError(
-            "the binary tensor data extension is not supported; send JSON data", "parameters"
-        )
     if len(body.inputs) != 1 or body.inputs[0].name != spec.name:
         names = [i.name for i in body.inputs]
         raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
@@ -148,30 +161,46 @@ async def infer(request: Request, model: str, version: str | None = None):
             f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
             "inputs[0].datatype",
         )
-    rows = wire.json_rows(request, loaded, tensor.data, tensor.shape, "inputs[0]")
-    if body.outputs is not None:
-        unknown = [o.name for o in body.outputs if o.name != output.name]
-        if unknown:
-            raise BadInputError(
-                f"unknown outputs {unknown}; the model has '{output.name}'", "outputs"
-            )
+    size = tensors.binary_size(tensor.parameters, "inputs[0]")
+    if size is None and tensor.data is None:
+        raise BadInputError(
+            "Field required (or parameters.binary_data_size, for binary data)", "inputs[0].data"
+        )
+    if size is not None and tensor.data is not None:
+        raise BadInputError(
+            "binary_data_size says the data is binary, but the input has JSON data too",
+            "inputs[0].parameters",
+        )
+    if size is None:
+        rows = wire.json_rows(request, loaded, tensor.data, tensor.shape, "inputs[0]")
+    else:
+        dataplane(request).check_shape(loaded, tensor.shape, "inputs[0].shape", "inputs[0]")
+        binary_data = tensors.BinaryData(binary)
+        rows = binary_data.take(size, tensor.datatype, tensor.shape, "inputs[0]")
+        binary_data.check_all_taken()
+    binary_output = _binary_output(body, output.name)
     result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
-    return wire.answer(
-        {
-            "model_name": loaded.name,
-            "model_version": str(loaded.version),
-            "id": body.id,
-            "parameters": None,
-            "outputs": [
-                {
-                    "name": output.name,
-                    "shape": list(result.shape),
-                    "datatype": output.datatype,
-                    "data": result.ravel().tolist(),
-                }
-            ],
-        }
-    )
+    answer = {"name": output.name, "shape": list(result.shape), "datatype": output.datatype}
+    blobs = []
+    if binary_output:
+        blobs.append(tensors.to_bytes(result, output.datatype))
+        answer["parameters"] = {"binary_data_size": len(blobs[0])}
+    else:
+        answer["data"] = result.ravel().tolist()
+    content = {"model_name": loaded.name, "model_version": str(loaded.version), "id": body.id}
+    return wire.answer(request, {**content, "outputs": [answer]}, blobs)
+
+
+def _binary_output(body: InferenceRequest, name: str) -> bool:
+    """Whether the output goes in binary: as it asks, else as the request asks for all."""
+    everything = bool((body.parameters or {}).get("binary_data_output", False))
+    if body.outputs is None:
+        return everything
+    unknown = [o.name for o in body.outputs if o.name != name]
+    if unknown:
+        raise BadInputError(f"unknown outputs {unknown}; the model has '{name}'", "outputs")
+    asked = [o.parameters.get("binary_data") for o in body.outputs if o.parameters]
+    return bool(asked[-1]) if asked and asked[-1] is not None else everything
 
 
 @router.get("", response_model=ServerMetadata)
@@ -218,12 +247,3 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
 async def model_ready(request: Request, model: str, version: str | None = None):
     loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
-
-
-def _binary_requested(body: InferenceRequest) -> bool:
-    flags = [body.parameters or {}] + [o.parameters or {} for o in body.outputs or []]
-    flags += [i.parameters or {} for i in body.inputs]
-    return any(
-        f.get("binary_data") or f.get("binary_data_output") or f.get("binary_data_size")
-        for f in flags
-    )

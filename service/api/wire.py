@@ -1,4 +1,5 @@
-"""The prediction routes' bodies in and answers out, through pydantic-core directly.
+"""The prediction routes' bodies in and answers out, through pydantic-core directly, compressed
+as the client says (`Content-Encoding` in, `Accept-Encoding` out: gzip or deflate).
 
 FastAPI's own way (a body parameter and a response model) parses the JSON with `json.loads`,
 validates the Python objects, then validates and encodes the returned model again: for a Boston
@@ -10,7 +11,9 @@ declare their models, so the OpenAPI document (and the demo page, which reads it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gzip
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -21,11 +24,19 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from service.api import call_of, dataplane
+from service.api.tensors import HEADER_LENGTH
 from service.errors import BadInputError, Kind, ServiceError
 from service.registry import LoadedModel
+from service.settings import JSON_DECODE_FACTOR
 
 Body = TypeVar("Body", bound=BaseModel)
 
+# Content-Encoding → zlib's wbits ("deflate" is the zlib format, as tritonclient sends it).
+DECOMPRESSORS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda data: gzip.compress(data, 1),  # level 1: most of the gain for a little CPU
+    "deflate": lambda data: zlib.compress(data, 1),
+}
 _DOCUMENTED: dict[str, type[BaseModel]] = {}  # request bodies read by `read`, for the OpenAPI
 _REF = "#/components/schemas/{model}"
 
@@ -41,13 +52,54 @@ async def read(request: Request, model: type[Body], require_json_type: bool = Tr
             "body",
             Kind.UNSUPPORTED_MEDIA_TYPE,
         )
-    plane = dataplane(request)
+    return await parse(request, model, await read_bytes(request))
+
+
+async def read_bytes(request: Request, binary_from: int | None = None) -> bytes:
+    """The request's body, decompressed, within the limits. `binary_from`: where its binary
+    tensor data begins (they take their size in memory; JSON takes many times its size)."""
+    plane, call = dataplane(request), call_of(request)
     length = request.headers.get("content-length")
-    body = await plane.read_body(
-        call_of(request), request.receive, int(length) if length is not None else None
-    )
+    declared = int(length) if length is not None else None
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in DECOMPRESSORS and encoding != "identity":
+        raise ServiceError(
+            f"Content-Encoding {encoding} is not supported; send gzip, deflate or identity",
+            "Content-Encoding",
+            Kind.UNSUPPORTED_MEDIA_TYPE,
+        )
+    reserve = None
+    if declared is not None and binary_from is not None and encoding == "identity":
+        reserve = min(binary_from, declared) * JSON_DECODE_FACTOR + max(declared - binary_from, 0)
+    body = await plane.read_body(call, request.receive, declared, reserve)
+    if encoding == "identity":
+        return body
+    decompressed = await plane.decode(body, lambda data: _decompress(data, encoding, plane))
+    plane.memory.grow(call, max(len(decompressed) - len(body), 0) * JSON_DECODE_FACTOR)
+    return decompressed
+
+
+def _decompress(data: bytes, encoding: str, plane) -> bytes:
+    """Never more than the body limit: a zip bomb is a 413, not a worker out of memory."""
+    limit = plane.settings.max_body_bytes
+    inflate = zlib.decompressobj(DECOMPRESSORS[encoding])
     try:
-        return await plane.decode(body, model.model_validate_json)
+        out = inflate.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise BadInputError(f"not valid {encoding} data: {error}", "body") from None
+    if len(out) > limit:
+        raise ServiceError(
+            f"the body exceeds {limit} bytes once decompressed", "body", Kind.TOO_LARGE
+        )
+    if not inflate.eof:
+        raise BadInputError(f"the {encoding} data ends early", "body")
+    return out
+
+
+async def parse(request: Request, model: type[Body], body: bytes) -> Body:
+    """JSON `body` as `model`, or a 4xx naming the fields at fault."""
+    try:
+        return await dataplane(request).decode(body, model.model_validate_json)
     except ValidationError as error:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
@@ -90,9 +142,32 @@ def json_rows(
     return array.reshape(shape)
 
 
-def answer(content: dict) -> Response:
-    """A 200 answer from plain data (lists, dicts, str, float): no response-model pass."""
-    return Response(pydantic_core.to_json(content), media_type="application/json")
+def answer(request: Request, content: dict, binary: Sequence[bytes] = ()) -> Response:
+    """A 200 answer from plain data (lists, dicts, str, float): no response-model pass. With
+    `binary` (tensor data), the binary tensor data extension's form: the JSON, then the data."""
+    body = pydantic_core.to_json(content)
+    headers = {}
+    media_type = "application/json"
+    if binary:
+        headers[HEADER_LENGTH] = str(len(body))
+        media_type = "application/octet-stream"
+        body = b"".join([body, *binary])
+    encoding = _accepted_encoding(request.headers.get("accept-encoding"))
+    if encoding is not None:
+        body = COMPRESSORS[encoding](body)
+        headers["content-encoding"] = encoding
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _accepted_encoding(accept: str | None) -> str | None:
+    """gzip or deflate where the client accepts it (tritonclient's response compression)."""
+    if not accept:
+        return None
+    for item in accept.lower().split(","):
+        name, _, quality = item.strip().partition(";")
+        if name.strip() in COMPRESSORS and quality.strip() not in ("q=0", "q=0.0"):
+            return name.strip()
+    return None
 
 
 def post(

@@ -1,5 +1,6 @@
 """NVIDIA's own client, `tritonclient.http`, unmodified, against the service as a real process:
-JSON tensors (the binary extension is not offered), compared with onnxruntime on the model file."""
+its defaults (binary tensor data in and out), JSON tensors, the two mixed, and compressed
+requests and answers, compared with onnxruntime on the model file."""
 
 from __future__ import annotations
 
@@ -84,8 +85,50 @@ def test_errors_reach_the_client(triton):
     rows = sample_rows("boston")
     tensor = httpclient.InferInput("features", list(rows.shape), "FP32")
     tensor.set_data_from_numpy(rows, binary_data=False)
-    # Without requested outputs the client asks for binary outputs, which the service declines.
-    with pytest.raises(InferenceServerException, match="binary tensor data extension"):
-        triton.infer("boston", [tensor])
+    with pytest.raises(InferenceServerException, match="takes one input named 'features'"):
+        triton.infer("boston", [httpclient.InferInput("houses", list(rows.shape), "FP32")
+                                .set_data_from_numpy(rows)])  # fmt: skip
     with pytest.raises(InferenceServerException, match="NaN"):
         infer(triton, "boston", rows=np.full((1, 13), np.nan, dtype=np.float32))
+
+
+def infer_with(triton, name: str, binary_in: bool, binary_out: bool | None, **options):
+    """One request as tritonclient makes it: `binary_out` None names no output (the client then
+    asks for every output in binary)."""
+    cfg = config(name)
+    rows = sample_rows(name)
+    tensor = httpclient.InferInput(cfg.inputs[0].name, list(rows.shape), cfg.inputs[0].datatype)
+    tensor.set_data_from_numpy(rows, binary_data=binary_in)
+    outputs = (
+        None
+        if binary_out is None
+        else [httpclient.InferRequestedOutput(cfg.outputs[0].name, binary_data=binary_out)]
+    )
+    result = triton.infer(name, [tensor], outputs=outputs, **options)
+    answer = result.as_numpy(cfg.outputs[0].name)
+    assert np.abs(answer - ort_predict(name, newest(name), rows)).max() <= TOLERANCE
+    return result.get_response()["outputs"][0]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_the_clients_defaults_binary_in_and_out(triton, name):
+    output = infer_with(triton, name, binary_in=True, binary_out=None)
+    assert "data" not in output
+    assert output["parameters"]["binary_data_size"] > 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize(("binary_in", "binary_out"), [(True, False), (False, True), (True, True)])
+def test_binary_and_json_mixed(triton, name, binary_in, binary_out):
+    output = infer_with(triton, name, binary_in=binary_in, binary_out=binary_out)
+    assert ("data" in output) == (not binary_out)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_and_answers(triton, name, algorithm):
+    infer_with(triton, name, binary_in=True, binary_out=None,
+               request_compression_algorithm=algorithm,
+               response_compression_algorithm=algorithm)  # fmt: skip
+    infer_with(triton, name, binary_in=False, binary_out=False,
+               request_compression_algorithm=algorithm)  # fmt: skip

@@ -1,0 +1,88 @@
+"""V2 tensors in binary: the Open Inference Protocol's fixed-size datatypes as NumPy dtypes, and
+Triton's binary tensor data extension, which tritonclient uses by default.
+
+A request with binary inputs is `Inference-Header-Content-Length: N`; its first N bytes are the
+JSON request, the rest the raw data of each input that says `"parameters": {"binary_data_size":
+S}`, in input order, little-endian, row-major. An answer with binary outputs is built the same
+way (https://github.com/triton-inference-server/server/blob/main/docs/protocol/extension_binary_data.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from service.errors import BadInputError
+
+DATATYPES: dict[str, np.dtype] = {
+    name: np.dtype(code)
+    for name, code in {
+        "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+        "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+    }.items()
+}  # fmt: skip
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+    """The JSON part of a body and the binary data after it (none without the header)."""
+    if header_length is None:
+        return body, memoryview(b"")
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise BadInputError(
+            f"'{header_length}' is not a length within the body's {len(body)} bytes",
+            "Inference-Header-Content-Length",
+        )
+    length = int(header_length)
+    return body[:length], memoryview(body)[length:]
+
+
+def binary_size(parameters: dict | None, field: str) -> int | None:
+    """An input's `binary_data_size`, or None for JSON data."""
+    size = (parameters or {}).get("binary_data_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise BadInputError("binary_data_size is a whole number of bytes", f"{field}.parameters")
+    return size
+
+
+class BinaryData:
+    """The binary part of a request, handed out input by input, in order."""
+
+    def __init__(self, data: memoryview):
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: int, datatype: str, shape: Sequence[int], field: str) -> np.ndarray:
+        dtype = DATATYPES.get(datatype)
+        if dtype is None:
+            raise BadInputError(f"{datatype} has no fixed size; send it as JSON", field)
+        needed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+        if size != needed:
+            raise BadInputError(
+                f"binary_data_size is {size} bytes; shape {list(shape)} of {datatype} needs "
+                f"{needed}",
+                field,
+            )
+        if self.offset + size > len(self.data):
+            raise BadInputError(
+                f"the body ends {self.offset + size - len(self.data)} bytes short of this "
+                "input's binary data",
+                field,
+            )
+        raw = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return np.frombuffer(raw, dtype).reshape(shape)
+
+    def check_all_taken(self) -> None:
+        if self.offset != len(self.data):
+            raise BadInputError(
+                f"{len(self.data) - self.offset} bytes follow the inputs' binary data",
+                "body",
+            )
+
+
+def to_bytes(array: np.ndarray, datatype: str) -> bytes:
+    return array.astype(DATATYPES[datatype], copy=False).tobytes()
