@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def home():
@@ -179,6 +179,8 @@ class RequestMiddleware:
         name, version = (model.name, str(model.version)) if model else ("", "")
         self.metrics.requests.labels(endpoint, name, version, str(status)).inc()
         self.metrics.latency.labels(endpoint, name).observe(seconds)
+        if model and wire.is_prediction(route):
+            self.metrics.version(model.name, model.version).request(status == 200, seconds)
         if self.access_log:
             log.info(
                 "%s %s %s %s %.1f ms",

@@ -85,12 +85,13 @@ def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
 
 
 class _Request:
-    __slots__ = ("deadline", "future", "rows")
+    __slots__ = ("deadline", "future", "queued_at", "rows")
 
     def __init__(self, rows: Rows, future: asyncio.Future, deadline: float | None):
         self.rows = rows
         self.future = future
         self.deadline = deadline
+        self.queued_at = time.monotonic()
 
 
 class Batcher:
@@ -100,7 +101,7 @@ class Batcher:
         dtype: np.dtype,
         settings: Batching,
         executor: Executor,
-        on_batch: Callable[[int, float], None] = lambda rows, seconds: None,
+        on_batch: Callable[[int, float, list[float]], None] = lambda rows, seconds, waited: None,
         on_queue: Callable[[int], None] = lambda depth: None,
         on_drop: Callable[[str], None] = lambda reason: None,
     ):
@@ -149,7 +150,7 @@ class Batcher:
             self._check(deadline)
             self._running += 1
             try:
-                return await self._execute([rows])
+                return await self._execute([rows], [time.monotonic()])
             finally:
                 self._running -= 1
         future = asyncio.get_running_loop().create_future()
@@ -164,23 +165,27 @@ class Batcher:
             self._on_drop("deadline")
             raise DeadlineExceededError("the request's deadline passed before it could run")
 
-    async def _execute(self, parts: list[Rows]) -> np.ndarray:
+    async def _execute(self, parts: list[Rows], queued_at: list[float]) -> np.ndarray:
+        """Runs the parts as one batch; `queued_at`: when each part's request was queued."""
         rows = sum(len(p) for p in parts)
         bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
         if expected is not None and expected * 1000 < self.settings.inline_below_ms:
-            out, seconds = self._timed_run(parts)
+            out, started, seconds = self._timed_run(parts)
         else:
             loop = asyncio.get_running_loop()
-            out, seconds = await loop.run_in_executor(self._executor, self._timed_run, parts)
+            out, started, seconds = await loop.run_in_executor(
+                self._executor, self._timed_run, parts
+            )
         self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
-        self._on_batch(rows, seconds)
+        self._on_batch(rows, seconds, [started - queued for queued in queued_at])
         return out
 
-    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float]:
-        started = time.perf_counter()
+    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float]:
+        """The output, when the run started (time.monotonic()) and how long it took."""
+        started = time.monotonic()
         out = self._run(assemble(parts, self._dtype))
-        return out, time.perf_counter() - started
+        return out, started, time.monotonic() - started
 
     async def _work(self) -> None:
         while True:
@@ -190,7 +195,7 @@ class Batcher:
                 continue
             self._last_batch_requests = len(batch)
             try:
-                out = await self._execute([r.rows for r in batch])
+                out = await self._execute([r.rows for r in batch], [r.queued_at for r in batch])
             except asyncio.CancelledError:  # closed while this batch ran
                 self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
                 raise

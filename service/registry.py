@@ -174,11 +174,8 @@ class Registry:
             runtime.dtype,
             self.settings.batching_for(name),
             self._executor,
-            on_batch=lambda rows, seconds: (
-                self.metrics.batch_size.labels(**labels).observe(rows),
-                self.metrics.inference.labels(**labels).observe(seconds),
-            ),
-            on_queue=self.metrics.queue_depth.labels(**labels).set,
+            on_batch=self.metrics.version(name, version).batch,
+            on_queue=lambda depth: self.metrics.queue(name, version, depth),
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
         )
         log.info(

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import os
 import socket
 import struct
+import tempfile
 import termios
 
 import uvicorn
@@ -28,6 +30,7 @@ from uvicorn.supervisors import Multiprocess
 
 from service.errors import RETRY_AFTER_S
 from service.logs import log_config
+from service.metrics import MULTIPROCESS_DIR
 from service.settings import Settings
 
 
@@ -198,10 +201,13 @@ def config(settings: Settings, app) -> ServerConfig:
 
 
 def serve(settings: Settings) -> None:
-    """Runs the service until SIGTERM or SIGINT; with `workers` > 1 in as many processes."""
+    """Runs the service until SIGTERM or SIGINT; with `workers` > 1 in as many processes, whose
+    metrics are added up (prometheus-client's multiprocess mode, in a folder of their own)."""
     server_config = config(settings, "service.app:create_app")
     sockets = [server_config.bind_socket()]
-    if settings.workers > 1:
-        Multiprocess(server_config, sockets=sockets).run()
-    else:
+    if settings.workers == 1:
         uvicorn.Server(server_config).run(sockets=sockets)
+        return
+    with tempfile.TemporaryDirectory(prefix="service-metrics-") as folder:
+        os.environ.setdefault(MULTIPROCESS_DIR, folder)  # the workers inherit it
+        Multiprocess(server_config, sockets=sockets).run()

@@ -177,6 +177,7 @@ def post(
     `answer`'s shape with `answer`; both are documented in the OpenAPI document."""
 
     def register(handler: Callable) -> Callable:
+        handler.prediction = True  # counted as an inference request (Triton's metrics)
         for path in paths:
             router.post(path, response_model=answer, openapi_extra=request_body(body), **options)(
                 handler
@@ -184,6 +185,11 @@ def post(
         return handler
 
     return register
+
+
+def is_prediction(route) -> bool:
+    """Whether the route that took a request was registered by `post`."""
+    return getattr(getattr(route, "endpoint", None), "prediction", False)
 
 
 def request_body(model: type[BaseModel]) -> dict:
