@@ -4,10 +4,66 @@ once."""
 
 from __future__ import annotations
 
-from fastapi import Request
+import inspect
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+from pydantic import BeforeValidator
 
 from service.dataplane import Call, DataPlane
 from service.registry import LoadedModel
+
+_DIGITS = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _version_number(value: Any) -> Any:
+    """Digits only: Python's int() would also read "1_0" as 10, "+1", " 1" or "١" as 1."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("a version is a whole number from 1, written in digits")
+    return value
+
+
+_STRICT = BeforeValidator(_version_number)
+# A handler that also serves a path without {version} gives it the default None (see `routes`).
+VersionPath = Annotated[int, Path(ge=1, description="model version"), _STRICT]
+VersionQuery = Annotated[
+    int | None, Query(ge=1, description="model version; default: the newest"), _STRICT
+]
+
+
+def routes(register: Callable, *paths: str, **options: Any) -> Callable:
+    """Registers a handler on each of `paths` with `register` (e.g. `router.get`). Where some paths
+    name a `{version}` and others do not, the handler's `version` parameter is left out on the
+    others, so that it does not become an undocumented `?version=` query parameter there."""
+
+    def decorate(handler: Callable) -> Callable:
+        signature = inspect.signature(handler, eval_str=True)
+        versioned = any("{version}" in path for path in paths)
+        for path in paths:
+            endpoint = handler
+            if versioned:
+                parameters = [p for n, p in signature.parameters.items() if n != "version"]
+                if "{version}" in path:  # a path parameter has no default
+                    version = signature.parameters["version"]
+                    parameters.append(version.replace(default=inspect.Parameter.empty))
+                endpoint = _with_parameters(handler, signature.replace(parameters=parameters))
+            register(path, **options)(endpoint)
+        return handler
+
+    return decorate
+
+
+def _with_parameters(handler: Callable, signature: inspect.Signature) -> Callable:
+    async def endpoint(*args, **kwargs):
+        return await handler(*args, **kwargs)
+
+    endpoint.__signature__ = signature
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    endpoint.__dict__.update(handler.__dict__)  # e.g. wire.post's mark
+    return endpoint
 
 
 def dataplane(request: Request) -> DataPlane:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from service.api import call_of, dataplane, served, wire
+from service.api import VersionQuery, call_of, dataplane, served, wire
 from service.api.v2 import INFER_ERRORS
 from service.catalog import BOSTON_FEATURES
 from service.errors import BadInputError, ErrorResponse, protocol_route
@@ -25,7 +25,6 @@ ERRORS = {
     415: {"model": ErrorResponse, "description": "the body is not labelled JSON"},
     422: {"model": ErrorResponse, "description": "bad input, naming the field"},
 }
-VersionQuery = Annotated[int | None, Query(ge=1, description="model version; default: the newest")]
 
 EXAMPLE_REVIEW = (
     "A wonderful little film: the acting is superb, the script sharp and funny, "
@@ -48,7 +47,7 @@ class Answer(BaseModel):
 
 class ReviewsRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reviews": [EXAMPLE_REVIEW]}]}
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"reviews": [EXAMPLE_REVIEW]}]}
     )
 
     reviews: list[str] = Field(min_length=1, description="Raw review texts (English)")
@@ -65,9 +64,15 @@ class SentimentAnswer(Answer):
 
 
 class NewswiresRequest(BaseModel):
+    """Exactly one of `newswires` or `word_ids`."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"newswires": [EXAMPLE_NEWSWIRE], "top_k": 3}]},
+        strict=True,
+        json_schema_extra={
+            "examples": [{"newswires": [EXAMPLE_NEWSWIRE], "top_k": 3}],
+            "oneOf": [{"required": ["newswires"]}, {"required": ["word_ids"]}],
+        },
     )
 
     newswires: list[str] | None = Field(None, min_length=1, description="Raw newswire texts")
@@ -94,15 +99,19 @@ class TopicsAnswer(Answer):
     predictions: list[Topics]
 
 
+FP32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32
+# Strict: a number is a JSON number, never a string ("6.4") or a boolean (false).
 House = create_model(
     "House",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_HOUSE]}),
+    __config__=ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_HOUSE]}
+    ),
     **{
         f.name: (
             float,
             Field(
-                ge=f.minimum,
-                le=f.maximum,
+                ge=-FP32_MAX if f.minimum is None else f.minimum,
+                le=FP32_MAX if f.maximum is None else f.maximum,
                 allow_inf_nan=False,
                 description=f.description + (f" ({f.unit})" if f.unit else ""),
             ),

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.api import call_of, dataplane, served, wire
+from service.api import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.v2 import ERRORS, INFER_ERRORS
 from service.errors import BadInputError, protocol_route
 
@@ -27,7 +27,10 @@ class PredictRequest(BaseModel):
     """Exactly one of `instances` (a list of rows) or `inputs` (columnar: a list of rows, or an
     object with the model's input name)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}]},
+    )
 
     signature_name: str | None = None
     instances: list[Any] | None = None
@@ -45,7 +48,7 @@ class PredictResponse(BaseModel):
     outputs: list[Any] | None = Field(None, description="columnar format answer")
 
 
-def _status(request: Request, name: str, version: str | None) -> dict:
+def _status(request: Request, name: str, version: int | None) -> dict:
     registry = dataplane(request).registry
     versions = (
         [registry.get(name, version).version] if version else sorted(registry.models.get(name, {}))
@@ -74,7 +77,7 @@ def _status(request: Request, name: str, version: str | None) -> dict:
     response_model_exclude_none=True,
     responses=INFER_ERRORS,
 )
-async def predict(request: Request, model: str, version: str | None = None):
+async def predict(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     body = await wire.read(request, PredictRequest, require_json_type=False)
     spec = loaded.config.inputs[0]
@@ -106,15 +109,14 @@ async def predict(request: Request, model: str, version: str | None = None):
     )
 
 
-@router.get("/models/{model}", responses=ERRORS)
-@router.get("/models/{model}/versions/{version}", responses=ERRORS)
-async def model_status(request: Request, model: str, version: str | None = None):
+@routes(router.get, "/models/{model}", "/models/{model}/versions/{version}", responses=ERRORS)
+async def model_status(request: Request, model: str, version: VersionPath = None):
     return _status(request, model, version)
 
 
-@router.get("/models/{model}/metadata", responses=ERRORS)
-@router.get("/models/{model}/versions/{version}/metadata", responses=ERRORS)
-async def model_metadata(request: Request, model: str, version: str | None = None):
+@routes(router.get, "/models/{model}/metadata", "/models/{model}/versions/{version}/metadata",
+        responses=ERRORS)  # fmt: skip
+async def model_metadata(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
 

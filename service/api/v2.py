@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
-from service.api import call_of, dataplane, served, tensors, wire
+from service.api import VersionPath, call_of, dataplane, routes, served, tensors, wire
 from service.errors import BadInputError, ErrorResponse, protocol_route
 from service.registry import LoadedModel
 
@@ -31,6 +31,7 @@ ERRORS = {
 INFER_ERRORS = {
     **ERRORS,
     413: {"model": ErrorResponse, "description": "the body exceeds SERVICE_MAX_BODY_BYTES"},
+    415: {"model": ErrorResponse, "description": "a Content-Encoding other than gzip or deflate"},
     503: {
         "model": ErrorResponse,
         "description": "the model's queue or the request memory is full, or the service is "
@@ -133,7 +134,7 @@ class InferenceResponse(BaseModel):
     answer=InferenceResponse,
     responses=INFER_ERRORS,
 )
-async def infer(request: Request, model: str, version: str | None = None):
+async def infer(request: Request, model: str, version: VersionPath = None):
     """Inference, with JSON tensors or Triton's binary tensor data extension (request header
     `Inference-Header-Content-Length`), in and out."""
     loaded = served(request, model, version)
@@ -236,14 +237,14 @@ def _metadata(request: Request, model: LoadedModel) -> ModelMetadata:
     )
 
 
-@router.get("/models/{model}", response_model=ModelMetadata, responses=ERRORS)
-@router.get("/models/{model}/versions/{version}", response_model=ModelMetadata, responses=ERRORS)
-async def model_metadata(request: Request, model: str, version: str | None = None):
+@routes(router.get, "/models/{model}", "/models/{model}/versions/{version}",
+        response_model=ModelMetadata, responses=ERRORS)  # fmt: skip
+async def model_metadata(request: Request, model: str, version: VersionPath = None):
     return _metadata(request, served(request, model, version))
 
 
-@router.get("/models/{model}/ready", responses=ERRORS)
-@router.get("/models/{model}/versions/{version}/ready", responses=ERRORS)
-async def model_ready(request: Request, model: str, version: str | None = None):
+@routes(router.get, "/models/{model}/ready", "/models/{model}/versions/{version}/ready",
+        responses=ERRORS)  # fmt: skip
+async def model_ready(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}

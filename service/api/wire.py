@@ -12,6 +12,7 @@ declare their models, so the OpenAPI document (and the demo page, which reads it
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from service.api import call_of, dataplane
+from service.api import call_of, dataplane, routes
 from service.api.tensors import HEADER_LENGTH
 from service.errors import BadInputError, Kind, ServiceError
 from service.registry import LoadedModel
@@ -130,7 +131,7 @@ def json_rows(
         array = np.asarray(data)
     except ValueError:
         raise BadInputError("nested data is ragged", data_field) from None
-    if array.size and array.dtype.kind not in "iuf":
+    if array.size and (array.dtype.kind not in "iuf" or _holds_booleans(data)):
         raise BadInputError("data must hold numbers only", data_field)
     if rows_only and array.size and array.ndim != 2:
         raise BadInputError(f"expected a list of rows of {shape[1]} numbers", field)
@@ -140,6 +141,14 @@ def json_rows(
             data_field,
         )
     return array.reshape(shape)
+
+
+def _holds_booleans(data: list) -> bool:
+    """NumPy reads true and false among numbers as 1 and 0; JSON means otherwise."""
+    types = set(map(type, data))
+    if list in types:  # rows
+        types = set(map(type, itertools.chain.from_iterable(data)))
+    return bool in types
 
 
 def answer(request: Request, content: dict, binary: Sequence[bytes] = ()) -> Response:
@@ -178,11 +187,10 @@ def post(
 
     def register(handler: Callable) -> Callable:
         handler.prediction = True  # counted as an inference request (Triton's metrics)
-        for path in paths:
-            router.post(path, response_model=answer, openapi_extra=request_body(body), **options)(
-                handler
-            )
-        return handler
+        extra = request_body(body)
+        return routes(router.post, *paths, response_model=answer, openapi_extra=extra, **options)(
+            handler
+        )
 
     return register
 

@@ -184,6 +184,11 @@ wire($("boston-form"), async (output, version) => {
   );
 });
 
+// A feature without a physical bound is still bounded by float32 (the model's datatype); that
+// bound is no help to a person, so it is shown as none.
+const FLOAT32_MAX = 3.4028234663852886e38;
+const physical = (bound) => (bound === undefined || Math.abs(bound) >= FLOAT32_MAX ? undefined : bound);
+
 // The Boston fields, from the House schema of /openapi.json: name, description (with the unit),
 // range, and the first house of the data set as the example.
 function buildBostonFields(schema) {
@@ -191,7 +196,9 @@ function buildBostonFields(schema) {
   const example = (house.examples && house.examples[0]) || {};
   const fields = Object.entries(house.properties).map(([name, prop]) => {
     const id = `boston-${name}`;
-    const range = `${prop.minimum ?? "−∞"} to ${prop.maximum ?? "∞"}`;
+    const min = physical(prop.minimum);
+    const max = physical(prop.maximum);
+    const range = `${min ?? "−∞"} to ${max ?? "∞"}`;
     const input = el("input", {
       id,
       name,
@@ -201,8 +208,8 @@ function buildBostonFields(schema) {
       required: "",
       "aria-describedby": `${id}-hint`,
     });
-    if (prop.minimum !== undefined) input.min = prop.minimum;
-    if (prop.maximum !== undefined) input.max = prop.maximum;
+    if (min !== undefined) input.min = min;
+    if (max !== undefined) input.max = max;
     if (example[name] !== undefined) input.value = example[name];
     return el(
       "div",

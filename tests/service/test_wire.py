@@ -96,3 +96,39 @@ def test_the_demo_page_finds_the_house_features(openapi):
     house = openapi["components"]["schemas"]["House"]
     assert len(house["properties"]) == 13
     assert house["properties"]["rm"]["minimum"] == 1
+
+
+def test_version_parameters_are_whole_numbers_and_only_where_a_path_has_one(openapi):
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            versions = [p for p in operation.get("parameters", []) if p["name"] == "version"]
+            if "{version}" in path:
+                (parameter,) = versions
+                assert parameter["in"] == "path", (method, path)
+            elif path.startswith("/api/"):
+                (parameter,) = versions  # the typed routes' ?version=
+                assert parameter["in"] == "query", (method, path)
+            else:
+                assert versions == [], (method, path)  # no accidental ?version=
+            for parameter in versions:
+                schema = parameter["schema"]
+                kinds = [schema, *schema.get("anyOf", [])]
+                assert any(k.get("type") == "integer" and k.get("minimum") == 1 for k in kinds)
+
+
+@pytest.mark.parametrize("path", ["/v2/models/{model}/infer", "/v1/models/{model}:predict",
+                                  "/api/imdb", "/api/boston"])  # fmt: skip
+def test_every_status_a_prediction_can_answer_is_documented(openapi, path):
+    (operation,) = openapi["paths"][path].values()
+    invalid = "422" if path.startswith("/api/") else "400"
+    for status in (invalid, "404", "413", "415", "503", "504"):
+        content = operation["responses"][status]["content"]["application/json"]
+        assert content["schema"]["$ref"].endswith("/ErrorResponse"), (path, status)
+
+
+def test_one_of_rules_are_in_the_schema(openapi):
+    schemas = openapi["components"]["schemas"]
+    assert schemas["PredictRequest"]["oneOf"] == [{"required": ["instances"]},
+                                                   {"required": ["inputs"]}]  # fmt: skip
+    assert schemas["NewswiresRequest"]["oneOf"] == [{"required": ["newswires"]},
+                                                     {"required": ["word_ids"]}]  # fmt: skip
