@@ -152,16 +152,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def service_env(repository: Path, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m service` process: this one without SERVICE_* variables."""
+def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m service` process: this one without SERVICE_* variables
+    (repository None: the default, `models` in the working directory)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(
-        SERVICE_HOST="127.0.0.1",
-        SERVICE_PORT=str(port),
-        SERVICE_MODEL_REPOSITORY=str(repository),
-        SERVICE_LOG_LEVEL="info",
-    )
+    env.update(SERVICE_HOST="127.0.0.1", SERVICE_PORT=str(port), SERVICE_LOG_LEVEL="info")
+    if repository is not None:
+        env["SERVICE_MODEL_REPOSITORY"] = str(repository)
     env.update(extra)
     return env
 
@@ -220,13 +218,16 @@ class ServerProcess:
         self._log_file.close()
 
 
-def run_service(repository: Path, timeout: float = 60, **env: str) -> tuple[int, str]:
-    """Runs `python -m service` until it exits (start-up failures): exit code and output."""
+def run_service(
+    repository: Path | None, timeout: float = 60, cwd: Path | None = None, **env: str
+) -> tuple[int, str]:
+    """Runs `python -m service` until it exits (start-up failures): exit code and output. It runs
+    in `cwd`, by default the repository's parent folder."""
     port = free_port()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "service"],
-            cwd=Path(repository).parent,
+            cwd=cwd or Path(repository).parent,
             env=service_env(repository, port, **env),
             capture_output=True,
             text=True,
