@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await registry.close()
         log.info("stopped")
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the fastapi-offline package
+    # (FastAPI's own pages load them from a CDN: blank without internet).
+    app = FastAPIOffline(
         title="dlwp-serving",
         version=__version__,
         description="IMDB sentiment, Reuters topics and Boston house prices, served by "
