@@ -87,5 +87,5 @@ class OnnxRuntime:
                 )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Runs one batch; onnxruntime releases the GIL, so call it from a worker thread."""
+        """Runs one batch; the batcher runs it on the event loop, or in a thread when it is slow."""
         return self.session.run([self.output.name], {self.input.name: batch})[0]

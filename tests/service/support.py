@@ -6,18 +6,15 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 
+from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
 from service.api.typed import EXAMPLE_HOUSE
 from service.encoding import TextEncoder, TextEncoding
 from service.repository import ONNX_FILE, ModelConfig, list_versions, read_config
@@ -146,12 +143,6 @@ def add_version(root: Path, name: str, source_version: int, new_version: int) ->
     return dest
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
     """The environment of a `python -m service` process: this one without SERVICE_* variables
     (repository None: the default, `models` in the working directory)."""
@@ -184,30 +175,17 @@ class ServerProcess:
         return self.log.read_text("utf-8", errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> ServerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the service exited with {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"the service was not ready within {timeout} s:\n{self.output()}")
+        try:
+            wait_ready(self.process, self.url, timeout)
+        except ServerNotReadyError as error:
+            self.kill()
+            raise AssertionError(f"the service {error}:\n{self.output()}") from None
+        return self
 
     def terminate(self, timeout: float = 30) -> int:
-        """SIGTERM, then the exit code (the process is killed if it does not exit in time)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM, then the exit code (-9 if it had to be killed after `timeout` seconds)."""
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{self.output()}") from None
+            return stop_server(self.process, timeout)
         finally:
             self._log_file.close()
 
