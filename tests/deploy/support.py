@@ -87,9 +87,20 @@ def _merge(base, patch):
     return copy.deepcopy(patch)
 
 
-def _containers(doc: dict) -> list[dict]:
-    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
-    return [*spec.get("containers", []), *spec.get("initContainers", [])]
+def containers(value) -> list[dict]:
+    """Every container of a document, wherever its kind keeps them (a Deployment's pod template,
+    an InferenceService's predictor): as kustomize's `images` finds them."""
+    if isinstance(value, list):
+        return [container for item in value for container in containers(item)]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    for key, item in value.items():
+        if key in ("containers", "initContainers"):
+            found += item
+        else:
+            found += containers(item)
+    return found
 
 
 def render(folder: Path) -> list[dict]:
@@ -117,7 +128,7 @@ def render(folder: Path) -> list[dict]:
             doc.setdefault("metadata", {}).setdefault("labels", {}).update(label["pairs"])
     for image in kustomization.get("images", []):
         for doc in docs:
-            for container in _containers(doc):
+            for container in containers(doc):
                 name, _, _ = container["image"].partition(":")
                 if name == image["name"]:
                     tag = image.get("newTag", container["image"].partition(":")[2])

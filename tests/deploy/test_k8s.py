@@ -20,6 +20,7 @@ from tests.deploy.support import (
     K8S,
     OVERLAYS,
     by_kind,
+    containers,
     cpu_cores,
     env_map,
     installed,
@@ -33,6 +34,7 @@ try:
 except ImportError:
     missing("kubernetes-validate is not installed (the dev extra)", DEPLOY)
 KUBERNETES_VERSION = "1.30.0"  # the oldest release still common in managed clusters
+KSERVE = K8S / "kserve"
 EXPECTED_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -52,7 +54,7 @@ def _validate(doc: dict) -> None:
         pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {error.message} at {error.path}")
 
 
-@pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS], ids=lambda path: path.name)
+@pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS, KSERVE], ids=lambda path: path.name)
 def test_the_renderer_agrees_with_kubectl_kustomize(folder):
     kubectl = installed("kubectl")
     if not kubectl:
@@ -162,8 +164,24 @@ def test_the_overlays_pick_their_image_and_providers(overlay):
         assert "tolerations" not in pod
 
 
+@pytest.mark.parametrize("folder", [*OVERLAYS, KSERVE], ids=lambda path: path.name)
+def test_the_image_is_named_in_one_place(folder):
+    """Every container names the bare image `dlwp-serving`, and the kustomization that is applied
+    sets its registry and tag in `images:` (where `kustomize edit set image` writes)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image["name"] == "dlwp-serving"
+    sources = [K8S / "base" / "deployment.yaml", KSERVE / "inferenceservice.yaml"]
+    for path in sources:
+        for doc in load_documents(path):
+            assert {c["image"] for c in containers(doc)} == {"dlwp-serving"}, path
+    for doc in render(folder):
+        for container in containers(doc):
+            assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
 def test_the_kserve_inference_service():
-    (isvc,) = load_documents(K8S / "kserve" / "inferenceservice.yaml")
+    (isvc,) = render(KSERVE)
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert isvc["kind"] == "InferenceService"
     assert isvc["metadata"]["name"]
