@@ -28,7 +28,7 @@ FAMILIES = [
     "/api/boston",
     "/v2/models/boston/infer",
     "/v1/models/boston:predict",
-    "/v2/models/boston\n",
+    "/v2/models/boston\n",  # V2 model metadata: the URL ends its line
     "/v1/models/boston/metadata",
     "/v2/repository/models/boston/load",
     "/metrics",
