@@ -4,7 +4,6 @@ sample inputs, direct onnxruntime answers, request builders, and a real server p
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from loadtest.run import service_environment
 from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
 from service.api.typed import EXAMPLE_HOUSE
 from service.encoding import TextEncoder, TextEncoding
@@ -146,13 +146,10 @@ def add_version(root: Path, name: str, source_version: int, new_version: int) ->
 def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
     """The environment of a `python -m service` process: this one without SERVICE_* variables
     (repository None: the default, `models` in the working directory)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(SERVICE_HOST="127.0.0.1", SERVICE_PORT=str(port), SERVICE_LOG_LEVEL="info")
+    settings = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "SERVICE_LOG_LEVEL": "info"}
     if repository is not None:
-        env["SERVICE_MODEL_REPOSITORY"] = str(repository)
-    env.update(extra)
-    return env
+        settings["SERVICE_MODEL_REPOSITORY"] = str(repository)
+    return service_environment({**settings, **extra})
 
 
 class ServerProcess:
