@@ -63,13 +63,12 @@ from loadtest.payloads import (  # noqa: E402
     v2_path,
 )
 from loadtest.run import (  # noqa: E402
-    free_port,
     service_environment,
     start_server,
     start_service,
-    stop_server,
     with_repo_on_path,
 )
+from loadtest.servers import free_port, stop_server  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

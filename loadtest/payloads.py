@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from service.encoding import TextEncoder, TextEncoding
+from service.repository import list_versions
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = json.loads(
@@ -31,7 +32,7 @@ TYPED_PATHS = {"imdb": "/api/imdb", "reuters": "/api/reuters", "boston": "/api/b
 @functools.cache
 def model_config(name: str) -> dict:
     """The newest version's config.json of a model in the repository."""
-    version = max(int(p.name) for p in (MODELS / name).iterdir() if p.name.isdigit())
+    version = list_versions(MODELS)[name][-1]
     return json.loads((MODELS / name / str(version) / "config.json").read_text("utf-8"))
 
 

@@ -39,7 +39,8 @@ from loadtest.benchmark import (  # noqa: E402
     write_workloads,
 )
 from loadtest.payloads import TYPED_PATHS  # noqa: E402
-from loadtest.run import start_service, stop_server  # noqa: E402
+from loadtest.run import start_service  # noqa: E402
+from loadtest.servers import stop_server  # noqa: E402
 
 CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ENDPOINTS)
 # (group, substrings of a frame's file): a sample belongs to the group of its innermost frame

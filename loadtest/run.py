@@ -18,23 +18,17 @@ import argparse
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready  # noqa: E402
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_repo_on_path(env: dict[str, str], checkout: Path = REPO) -> dict[str, str]:
@@ -58,27 +52,17 @@ def start_server(
 ) -> tuple[subprocess.Popen, str]:
     """Starts a server listening on loopback `port`, in the log's folder (so no stray .env file is
     read), and waits until its `/v2/health/ready` answers 200."""
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        command, cwd=log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    log.close()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(
-                f"`{shlex.join(command)}` exited with {process.returncode}; see {log_path}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return process, url
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    stop_server(process)
-    raise SystemExit(f"`{shlex.join(command)}` was not ready within {timeout} s; see {log_path}")
+    try:
+        wait_ready(process, url, timeout)
+    except ServerNotReadyError as error:
+        stop_server(process)
+        raise SystemExit(f"`{shlex.join(command)}` {error}; see {log_path}") from None
+    return process, url
 
 
 def start_service(
@@ -101,16 +85,6 @@ def start_service(
         checkout,
     )
     return start_server([sys.executable, "-m", "service"], env, port, log_path, timeout)
-
-
-def stop_server(process: subprocess.Popen, timeout: float = 30) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
 
 
 def summary(stats: list[dict]) -> str:

@@ -13,8 +13,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,19 +20,18 @@ import time
 import urllib.request
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from loadtest.servers import free_port, stop_server, wait_ready  # noqa: E402
+from service.api.typed import EXAMPLE_HOUSE  # noqa: E402
+
 REQUESTS = {
     "/api/imdb": {"reviews": ["A wonderful film with superb acting."]},
     "/api/reuters": {"newswires": ["net profit rose to 12 mln dlrs or 85 cts a share"]},
-    "/api/boston": {"houses": [{"crim": 0.00632, "zn": 18.0, "indus": 2.31, "chas": 0.0,
-                                "nox": 0.538, "rm": 6.575, "age": 65.2, "dis": 4.09, "rad": 1.0,
-                                "tax": 296.0, "ptratio": 15.3, "b": 396.9, "lstat": 4.98}]},
-}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    "/api/boston": {"houses": [EXAMPLE_HOUSE]},
+}
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -54,15 +51,7 @@ def one_run(models: Path) -> dict:
     process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited with {process.returncode} before ready")
-            try:
-                with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.01)
+        wait_ready(process, url, poll_s=0.01)  # polled often: the wait is what is measured
         ready_s = time.perf_counter() - started
         at_ready = memory_mib(process.pid)
         for path, body in REQUESTS.items():
@@ -75,8 +64,7 @@ def one_run(models: Path) -> dict:
         return {"ready_s": ready_s, "rss_ready_mib": at_ready["VmRSS"],
                 "rss_served_mib": after["VmRSS"], "peak_mib": after["VmHWM"]}  # fmt: skip
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        stop_server(process)
 
 
 def main() -> int:

@@ -11,6 +11,17 @@ from service.settings import Settings
 
 def main() -> int:
     settings = Settings()
+    # The default repository is relative ("models"): started from another folder, the service
+    # would otherwise die in its lifespan with a traceback that never names the setting.
+    repository = settings.model_repository.resolve()
+    if not repository.is_dir():
+        print(
+            f"cannot start: the model repository {repository} does not exist; set "
+            "SERVICE_MODEL_REPOSITORY to the folder that holds the models (or start the service "
+            "from the project's root folder, where `models` is)",
+            file=sys.stderr,
+        )
+        return 1
     # uvicorn handles SIGTERM itself (graceful shutdown), then raises it again for the handler it
     # found; with the default one, a clean stop would end as "killed by SIGTERM" (exit code 143).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,18 +28,6 @@ from service.settings import Settings
 
 log = logging.getLogger("service")
 STATIC = Path(__file__).parent / "static"
-
-
-class Service(FastAPI):
-    """FastAPI, with the request middleware outside everything else, its error handling
-    included, so that every answer, a 500 too, carries the request id."""
-
-    def __init__(self, dataplane: DataPlane, **options):
-        super().__init__(**options)
-        self.dataplane = dataplane
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return RequestMiddleware(super().build_middleware_stack(), self.dataplane)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,8 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await dataplane.close()
         log.info("stopped")
 
-    app = Service(
-        dataplane,
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the fastapi-offline package
+    # (FastAPI's own pages load them from a CDN: blank without internet).
+    app = FastAPIOffline(
         title="dlwp-serving",
         version=__version__,
         description="IMDB sentiment, Reuters topics and Boston house prices, served by "
@@ -99,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return wire.add_body_schemas(FastAPI.openapi(app))
 
     app.openapi = openapi
+    # The request middleware goes outside all that Starlette builds, its error handling included,
+    # so that every answer, a 500 too, carries the request id.
+    inner = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestMiddleware(inner(), dataplane)
     return app
 
 

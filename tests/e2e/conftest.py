@@ -12,8 +12,6 @@ import pytest
 from tests.service.support import ServerProcess
 
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
-# Set by .ci/run: there a missing browser is an error, not a skip.
-REQUIRED = os.environ.get("E2E_REQUIRE_BROWSER", "") not in ("", "0")
 SCREENS = Path(os.environ.get("E2E_SCREENS", "/tmp/demo-screens"))
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -11,14 +11,12 @@ import pytest
 
 from service.api.typed import EXAMPLE_HOUSE
 from service.catalog import BOSTON_FEATURES
-from tests.e2e.conftest import REQUIRED, missing_browser
+from tests.e2e.conftest import missing_browser
+from tests.needs import missing
 from tests.service.support import HOUSES, NEWSWIRES, REVIEWS
 
-_MISSING = missing_browser()
-if _MISSING and REQUIRED:
-    raise RuntimeError(f"E2E_REQUIRE_BROWSER is set but the browser tests cannot run: {_MISSING}")
-if _MISSING:
-    pytest.skip(f"browser tests skipped: {_MISSING}", allow_module_level=True)
+if reason := missing_browser():
+    missing(f"browser tests: {reason}", "E2E_REQUIRE_BROWSER")
 
 META = re.compile(r"^model (\w+) v(\d+) · \d+\.\d ms · \d+ ms round trip$")
 

@@ -8,7 +8,6 @@ unless LOADTEST_REQUIRE_WRK=1 (CI), where they fail.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import benchmark
+from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,10 +26,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def wrk():
     if shutil.which("wrk") is None:
-        message = "wrk is not installed (Debian: apt-get install wrk)"
-        if os.environ.get("LOADTEST_REQUIRE_WRK") == "1":
-            pytest.fail(f"{message}, and LOADTEST_REQUIRE_WRK=1")
-        pytest.skip(f"{message}; set LOADTEST_REQUIRE_WRK=1 to fail instead")
+        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
 
 
 def run_benchmark(out: Path, *options: str) -> dict:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 # The request names of the locustfile's user classes (all of them run: 13 users, 13 in weight).
@@ -30,10 +30,8 @@ REQUEST_NAMES = {
     "v1 reuters",
 }
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("locust") is None,
-    reason="locust is not installed (pip install -e '.[loadtest]')",
-)
+if importlib.util.find_spec("locust") is None:
+    missing("locust is not installed (pip install -e '.[loadtest]')", "LOADTEST_REQUIRE_LOCUST")
 
 
 def test_mixed_scenario_runs_every_class_without_failures(tmp_path):

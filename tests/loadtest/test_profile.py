@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.profile_service import group_of
+from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,9 +40,7 @@ def test_a_sample_goes_to_its_innermost_group(stack, group):
 
 def test_a_short_profile_run(tmp_path):
     if shutil.which("wrk") is None:
-        if os.environ.get("LOADTEST_REQUIRE_WRK") == "1":
-            pytest.fail("wrk is not on PATH and LOADTEST_REQUIRE_WRK=1")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     result = subprocess.run(
         [sys.executable, str(REPO / "loadtest" / "profile_service.py"), "--seconds", "3",
          "--concurrency", "4", "--out", str(tmp_path)],

@@ -6,9 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +22,8 @@ import onnxruntime as ort
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.run import service_environment
+from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
 from service.api.typed import EXAMPLE_HOUSE
 from service.app import create_app
 from service.encoding import TextEncoder, TextEncoding
@@ -154,24 +154,13 @@ def add_version(root: Path, name: str, source_version: int, new_version: int) ->
     return dest
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def service_env(repository: Path, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m service` process: this one without SERVICE_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(
-        SERVICE_HOST="127.0.0.1",
-        SERVICE_PORT=str(port),
-        SERVICE_MODEL_REPOSITORY=str(repository),
-        SERVICE_LOG_LEVEL="info",
-    )
-    env.update(extra)
-    return env
+def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m service` process: this one without SERVICE_* variables
+    (repository None: the default, `models` in the working directory)."""
+    settings = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "SERVICE_LOG_LEVEL": "info"}
+    if repository is not None:
+        settings["SERVICE_MODEL_REPOSITORY"] = str(repository)
+    return service_environment({**settings, **extra})
 
 
 class ServerProcess:
@@ -194,30 +183,17 @@ class ServerProcess:
         return self.log.read_text("utf-8", errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> ServerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the service exited with {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"the service was not ready within {timeout} s:\n{self.output()}")
+        try:
+            wait_ready(self.process, self.url, timeout)
+        except ServerNotReadyError as error:
+            self.kill()
+            raise AssertionError(f"the service {error}:\n{self.output()}") from None
+        return self
 
     def terminate(self, timeout: float = 30) -> int:
-        """SIGTERM, then the exit code (the process is killed if it does not exit in time)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM, then the exit code (-9 if it had to be killed after `timeout` seconds)."""
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{self.output()}") from None
+            return stop_server(self.process, timeout)
         finally:
             self._log_file.close()
 
@@ -228,13 +204,16 @@ class ServerProcess:
         self._log_file.close()
 
 
-def run_service(repository: Path, timeout: float = 60, **env: str) -> tuple[int, str]:
-    """Runs `python -m service` until it exits (start-up failures): exit code and output."""
+def run_service(
+    repository: Path | None, timeout: float = 60, cwd: Path | None = None, **env: str
+) -> tuple[int, str]:
+    """Runs `python -m service` until it exits (start-up failures): exit code and output. It runs
+    in `cwd`, by default the repository's parent folder."""
     port = free_port()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "service"],
-            cwd=Path(repository).parent,
+            cwd=cwd or Path(repository).parent,
             env=service_env(repository, port, **env),
             capture_output=True,
             text=True,

@@ -13,6 +13,7 @@ from tests.service.support import (
     MODEL_NAMES,
     config,
     folder,
+    newest,
     ort_predict,
     v2_body,
     v2_outputs,
@@ -123,7 +124,7 @@ def test_trainer_and_service_encode_raw_reviews_alike(client, version, raw_revie
 
 def test_reuters_word_ids_equal_the_trainer_rows(client, trainer_sequences):
     sequences = trainer_sequences["reuters"]  # uncapped ids: the service caps them itself
-    version = max(versions("reuters"))
+    version = newest("reuters")
     answer = client.post("/api/reuters", json={"word_ids": sequences, "top_k": 46})
     assert answer.status_code == 200, answer.text[:500]
     labels = config("reuters", version).labels
@@ -136,7 +137,7 @@ def test_reuters_word_ids_equal_the_trainer_rows(client, trainer_sequences):
 
 
 def test_boston_named_features_equal_the_test_rows(client, boston_rows):
-    version = max(versions("boston"))
+    version = newest("boston")
     names = [f.name for f in config("boston", version).encoding.features]
     houses = [dict(zip(names, map(float, row), strict=True)) for row in boston_rows]
     answer = client.post("/api/boston", json={"houses": houses})

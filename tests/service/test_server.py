@@ -4,12 +4,16 @@ and the graceful shutdown on SIGTERM."""
 from __future__ import annotations
 
 import json
+import random
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.support import (
     REVIEWS,
@@ -134,3 +138,78 @@ def test_sigterm_answers_every_request_that_arrived_before_it(tmp_path):
         process.kill()
     assert answers == [200] * 64, answers
     assert code == 0, process.output()
+
+
+def _in_threads(clients: int, work) -> None:
+    """Runs work() in `clients` threads at once; re-raises the first failure."""
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(work) for _ in range(clients)]:
+            future.result()
+
+
+def test_max_wait_merges_requests_that_arrive_spread_out(tmp_path):
+    """Clients that pause a few milliseconds between requests rarely meet in the queue (batches of
+    1-3 rows on average without a wait); with `max_wait_ms` the batcher waits for them, and the
+    batch-size histogram in /metrics shows the merged batches."""
+    batching = json.dumps({"boston": {"max_wait_ms": 20}})
+    process = ServerProcess(tmp_path, SERVICE_BATCHING=batching).wait_ready()
+    clients, requests = 8, 25
+    body = v2_body("boston", sample_rows("boston")[:1])
+    pauses = random.Random(0)
+
+    def client():
+        with httpx.Client(base_url=process.url) as session:
+            for _ in range(requests):
+                answer = session.post("/v2/models/boston/infer", json=body)
+                assert answer.status_code == 200, answer.text
+                time.sleep(pauses.uniform(0, 0.01))
+
+    try:
+        _in_threads(clients, client)
+        metrics = httpx.get(f"{process.url}/metrics").text
+    finally:
+        assert process.terminate() == 0, process.output()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.labels.get("model") == "boston"
+        and sample.labels.get("version") == str(newest("boston"))
+    }
+    rows, batches = samples["service_batch_size_rows_sum"], samples["service_batch_size_rows_count"]
+    assert rows == clients * requests
+    assert rows / batches >= 4, f"{rows / batches:.1f} rows per batch"
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """The worker processes that uvicorn spawned (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_two_workers_both_serve(tmp_path):
+    """With SERVICE_WORKERS=2 there are two worker processes, and requests on new connections are
+    shared between them: each does a good part of the work (its CPU time grows)."""
+    process = ServerProcess(tmp_path, SERVICE_WORKERS="2").wait_ready()
+    try:
+        workers = _worker_pids(process.process.pid)
+        assert len(workers) == 2, process.output()
+        before = {pid: _cpu_ticks(pid) for pid in workers}
+
+        def client():
+            no_reuse = httpx.Limits(max_keepalive_connections=0)
+            with httpx.Client(base_url=process.url, limits=no_reuse) as session:
+                for _ in range(50):
+                    answer = session.post("/api/imdb", json={"reviews": REVIEWS[:1]})
+                    assert answer.status_code == 200, answer.text
+
+        _in_threads(4, client)
+        work = {pid: _cpu_ticks(pid) - before[pid] for pid in workers}
+    finally:
+        assert process.terminate() == 0, process.output()
+    assert min(work.values()) >= 0.25 * sum(work.values()), f"CPU ticks per worker: {work}"

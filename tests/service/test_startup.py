@@ -104,6 +104,18 @@ def test_a_missing_repository_stops_the_start(tmp_path):
     assert f"{root} does not exist" in output
 
 
+def test_started_from_another_folder_it_says_which_setting_to_set(tmp_path):
+    """The default repository, `models`, is relative to the working directory: from any other
+    folder the service must say so in one line that names the path and the setting, not in a
+    traceback."""
+    code, output = run_service(None, cwd=tmp_path)
+    assert code != 0, output
+    (line,) = output.splitlines()
+    assert line.startswith("cannot start: "), line
+    assert f"{tmp_path.resolve() / 'models'} does not exist" in line
+    assert "SERVICE_MODEL_REPOSITORY" in line
+
+
 def test_a_model_without_versions_stops_the_start(tmp_path):
     root = copy_repository(tmp_path / "models", ["boston"])
     (root / "imdb").mkdir()
