@@ -26,10 +26,15 @@ def _version_number(value: Any) -> Any:
 
 
 _STRICT = BeforeValidator(_version_number)
-# A handler that also serves a path without {version} gives it the default None (see `routes`).
-VersionPath = Annotated[int, Path(ge=1, description="model version"), _STRICT]
+MAX_VERSION = 999_999_999
+# In a path, `{version:int}`: only digits match the route (/versions/1:predict is not a version).
+# A handler that also serves a path without a version gives it the default None (see `routes`).
+VERSION = "{version:int}"
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="model version"), _STRICT]
 VersionQuery = Annotated[
-    int | None, Query(ge=1, description="model version; default: the newest"), _STRICT
+    int | None,
+    Query(ge=1, le=MAX_VERSION, description="model version; default: the newest"),
+    _STRICT,
 ]
 
 
@@ -40,12 +45,12 @@ def routes(register: Callable, *paths: str, **options: Any) -> Callable:
 
     def decorate(handler: Callable) -> Callable:
         signature = inspect.signature(handler, eval_str=True)
-        versioned = any("{version}" in path for path in paths)
+        versioned = any(VERSION in path for path in paths)
         for path in paths:
             endpoint = handler
             if versioned:
                 parameters = [p for n, p in signature.parameters.items() if n != "version"]
-                if "{version}" in path:  # a path parameter has no default
+                if VERSION in path:  # a path parameter has no default
                     version = signature.parameters["version"]
                     parameters.append(version.replace(default=inspect.Parameter.empty))
                 endpoint = _with_parameters(handler, signature.replace(parameters=parameters))

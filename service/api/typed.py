@@ -71,7 +71,10 @@ class NewswiresRequest(BaseModel):
         strict=True,
         json_schema_extra={
             "examples": [{"newswires": [EXAMPLE_NEWSWIRE], "top_k": 3}],
-            "oneOf": [{"required": ["newswires"]}, {"required": ["word_ids"]}],
+            "oneOf": [
+                {"required": ["newswires"], "properties": {"newswires": {"type": "array"}}},
+                {"required": ["word_ids"], "properties": {"word_ids": {"type": "array"}}},
+            ],
         },
     )
 

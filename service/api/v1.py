@@ -29,7 +29,12 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}]},
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["instances"], "properties": {"instances": {"type": "array"}}},
+                {"required": ["inputs"], "properties": {"inputs": {"type": ["array", "object"]}}},
+            ]
+        },
     )
 
     signature_name: str | None = None
@@ -71,7 +76,7 @@ def _status(request: Request, name: str, version: int | None) -> dict:
 @wire.post(
     router,
     "/models/{model}:predict",
-    "/models/{model}/versions/{version}:predict",
+    "/models/{model}/versions/{version:int}:predict",
     body=PredictRequest,
     answer=PredictResponse,
     response_model_exclude_none=True,
@@ -109,12 +114,12 @@ async def predict(request: Request, model: str, version: VersionPath = None):
     )
 
 
-@routes(router.get, "/models/{model}", "/models/{model}/versions/{version}", responses=ERRORS)
+@routes(router.get, "/models/{model}", "/models/{model}/versions/{version:int}", responses=ERRORS)
 async def model_status(request: Request, model: str, version: VersionPath = None):
     return _status(request, model, version)
 
 
-@routes(router.get, "/models/{model}/metadata", "/models/{model}/versions/{version}/metadata",
+@routes(router.get, "/models/{model}/metadata", "/models/{model}/versions/{version:int}/metadata",
         responses=ERRORS)  # fmt: skip
 async def model_metadata(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)

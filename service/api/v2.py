@@ -129,7 +129,7 @@ class InferenceResponse(BaseModel):
 @wire.post(
     router,
     "/models/{model}/infer",
-    "/models/{model}/versions/{version}/infer",
+    "/models/{model}/versions/{version:int}/infer",
     body=InferenceRequest,
     answer=InferenceResponse,
     responses=INFER_ERRORS,
@@ -237,13 +237,13 @@ def _metadata(request: Request, model: LoadedModel) -> ModelMetadata:
     )
 
 
-@routes(router.get, "/models/{model}", "/models/{model}/versions/{version}",
+@routes(router.get, "/models/{model}", "/models/{model}/versions/{version:int}",
         response_model=ModelMetadata, responses=ERRORS)  # fmt: skip
 async def model_metadata(request: Request, model: str, version: VersionPath = None):
     return _metadata(request, served(request, model, version))
 
 
-@routes(router.get, "/models/{model}/ready", "/models/{model}/versions/{version}/ready",
+@routes(router.get, "/models/{model}/ready", "/models/{model}/versions/{version:int}/ready",
         responses=ERRORS)  # fmt: skip
 async def model_ready(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
