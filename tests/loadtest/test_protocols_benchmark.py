@@ -1,0 +1,33 @@
+"""The protocols benchmark (`loadtest/protocols_benchmark.py`), the real command for a second per
+point: every point measured, no errors, a report. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.needs import missing
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_protocols_benchmark_runs(tmp_path):
+    if shutil.which("wrk") is None:
+        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
+    out = tmp_path / "protocols"
+    command = [sys.executable, str(REPO / "loadtest" / "protocols_benchmark.py"),
+               "--rounds", "1", "--duration", "1", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    points = json.loads(out.with_suffix(".json").read_text())["points"]
+    for model in ("imdb", "boston"):
+        for kind in ("json", "binary"):
+            point = points[model][kind]
+            assert point["rps"] > 0, (model, kind)
+            assert point["errors"] == 0, (model, kind)
+    assert points["imdb"]["binary"]["body_bytes"] > 50_000 * 4  # the row in float32
+    text = out.with_suffix(".md").read_text()
+    assert "Binary ÷ JSON: IMDB" in text
