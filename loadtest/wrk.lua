@@ -3,21 +3,15 @@
 --   wrk -t1 -c8 -d10s -s loadtest/wrk.lua URL -- bodies.jsonl
 -- Each line is "PATH<TAB>BODY"; every thread starts at a different line.
 
-local requests = {}
-local position = 0
+local common = dofile(debug.getinfo(1, "S").source:sub(2):gsub("wrk%.lua$", "wrk_common.lua"))
+done = common.done
 
 function init(args)
+  local requests = {}
   for line in io.lines(args[1]) do
     local tab = line:find("\t", 1, true)
     requests[#requests + 1] = wrk.format(
       "POST", line:sub(1, tab - 1), { ["Content-Type"] = "application/json" }, line:sub(tab + 1))
   end
-  position = math.random(#requests) - 1
+  common.cycle(requests)
 end
-
-function request()
-  position = position % #requests + 1
-  return requests[position]
-end
-
-done = dofile(debug.getinfo(1, "S").source:sub(2):gsub("wrk%.lua$", "wrk_done.lua"))
