@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
 from service.api import call_of, dataplane, served, wire
+from service.dataplane import Call
 from service.errors import BadInputError, ErrorResponse, protocol_route
 from service.registry import LoadedModel
 
@@ -125,36 +126,17 @@ async def infer(request: Request, model: str, version: str | None = None):
     loaded = served(request, model, version)
     body = await wire.read(request, InferenceRequest, require_json_type=False)
     call = call_of(request)
-    timeout = (body.parameters or {}).get("timeout")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise BadInputError(
-                "a timeout is a whole number of microseconds (0: the server's)",
-                "parameters.timeout",
-            )
-        if timeout:
-            call.shorten(timeout / 1e6)
-    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
+    apply_timeout(call, (body.parameters or {}).get("timeout"))
+    output = loaded.config.outputs[0]
     if _binary_requested(body):
         raise BadInputError(
             "the binary tensor data extension is not supported; send JSON data", "parameters"
         )
-    if len(body.inputs) != 1 or body.inputs[0].name != spec.name:
-        names = [i.name for i in body.inputs]
-        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
+    check_tensors(
+        loaded, [(i.name, i.datatype) for i in body.inputs], [o.name for o in body.outputs or []]
+    )
     tensor = body.inputs[0]
-    if tensor.datatype != spec.datatype:
-        raise BadInputError(
-            f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
-            "inputs[0].datatype",
-        )
     rows = wire.json_rows(request, loaded, tensor.data, tensor.shape, "inputs[0]")
-    if body.outputs is not None:
-        unknown = [o.name for o in body.outputs if o.name != output.name]
-        if unknown:
-            raise BadInputError(
-                f"unknown outputs {unknown}; the model has '{output.name}'", "outputs"
-            )
     result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
     return wire.answer(
         {
@@ -218,6 +200,37 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
 async def model_ready(request: Request, model: str, version: str | None = None):
     loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
+
+
+def apply_timeout(call: Call, timeout: object) -> None:
+    """A V2 request's `timeout` parameter (microseconds, as Triton's; 0 or absent: the server's)
+    shortens its deadline; REST and gRPC alike."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise BadInputError(
+            "a timeout is a whole number of microseconds (0: the server's)", "parameters.timeout"
+        )
+    if timeout:
+        call.shorten(timeout / 1e6)
+
+
+def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
+    """A V2 request's inputs (name, datatype) are the model's one input, and the outputs it asks
+    for (none: all) are the model's; REST and gRPC alike."""
+    spec, output = model.config.inputs[0], model.config.outputs[0]
+    names = [name for name, _ in inputs]
+    if names != [spec.name]:
+        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
+    datatype = inputs[0][1]
+    if datatype != spec.datatype:
+        raise BadInputError(
+            f"datatype {datatype} does not match the model input's {spec.datatype}",
+            "inputs[0].datatype",
+        )
+    unknown = [name for name in outputs if name != output.name]
+    if unknown:
+        raise BadInputError(f"unknown outputs {unknown}; the model has '{output.name}'", "outputs")
 
 
 def _binary_requested(body: InferenceRequest) -> bool:

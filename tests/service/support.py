@@ -128,8 +128,10 @@ def v2_outputs(answer: dict) -> np.ndarray:
 
 
 def settings(**overrides) -> Settings:
-    """Settings for a test app: the committed models, no `.env` file, overrides on top."""
+    """Settings for a test app: the committed models, no `.env` file, no gRPC listener (a test
+    that wants one names a port), overrides on top."""
     overrides.setdefault("model_repository", MODELS)
+    overrides.setdefault("grpc_port", 0)
     return Settings(_env_file=None, **overrides)
 
 
@@ -161,7 +163,8 @@ def free_port() -> int:
 
 
 def service_env(repository: Path, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m service` process: this one without SERVICE_* variables."""
+    """The environment of a `python -m service` process: this one without SERVICE_* variables,
+    gRPC off unless `extra` names a port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(
@@ -169,6 +172,7 @@ def service_env(repository: Path, port: int, **extra: str) -> dict[str, str]:
         SERVICE_PORT=str(port),
         SERVICE_MODEL_REPOSITORY=str(repository),
         SERVICE_LOG_LEVEL="info",
+        SERVICE_GRPC_PORT="0",
     )
     env.update(extra)
     return env
