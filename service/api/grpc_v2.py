@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 DESCRIPTORS = Path(__file__).parent / "proto" / "grpc_predict_v2.binpb"
 SERVICE_NAME = "inference.GRPCInferenceService"
+# gRPC's deadline timer fires up to about a millisecond before time.monotonic() reaches the same
+# deadline: a cancellation this close to it is the deadline's, not a client that left.
+DEADLINE_SLACK_S = 0.01
 
 STATUS: dict[Kind, grpc.StatusCode] = {
     Kind.BAD_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -100,7 +103,7 @@ def rpc(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
             status, message = _status(error)
         except asyncio.CancelledError:
             if call.reason is None:  # gRPC's doing: the client left, or its deadline passed
-                expired = time.monotonic() >= call.deadline
+                expired = time.monotonic() >= call.deadline - DEADLINE_SLACK_S
                 call.reason = "deadline" if expired else "disconnected"
                 status = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
                 raise
