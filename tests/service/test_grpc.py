@@ -326,16 +326,16 @@ def test_an_expired_client_deadline_is_deadline_exceeded_and_never_run():
         time.sleep(0.2)
         started = time.monotonic()
         code, _ = status_of(
-            lambda: client.infer("boston", [infer_input("boston", rows[:2])], client_timeout=0.3)
+            lambda: client.infer("boston", [infer_input("boston", rows[:2])], client_timeout=1)
         )
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         # The server's own deadline (parameters.timeout, microseconds) is answered by the server.
         code, message = status_of(
-            lambda: client.infer("boston", [infer_input("boston", rows)], timeout=300_000)
+            lambda: client.infer("boston", [infer_input("boston", rows)], timeout=1_000_000)
         )
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "deadline passed" in message
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 6
         server.release()
         running.join(10)
         time.sleep(0.1)
