@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -199,7 +200,8 @@ def report(results: dict, args: argparse.Namespace, host: dict) -> list[str]:
         "",
         f"gRPC / REST: **{ratio:.2f} ×** (target: ≥ 1). Server and load generator share the "
         "machine's CPUs, so a client that costs more CPU per request takes it from the server; "
-        "the client column shows what each cost here.",
+        "the client column shows what each cost here. The machine's load average (1 min) "
+        f"before the runs: {host['load_average_before']:.1f}.",
         "",
         *machine_lines(host),
     ]
@@ -224,6 +226,7 @@ def main() -> None:
         {"SERVICE_GRPC_PORT": str(grpc_port), "SERVICE_LOG_LEVEL": "warning"},
     )
     targets = {"grpc": f"127.0.0.1:{grpc_port}", "rest": url}
+    load_before = os.getloadavg()[0]  # other work on the machine takes CPU from both protocols
     results: dict[str, list[dict]] = {p: [] for p in PROTOCOLS}
     try:
         for round_number in range(1, args.rounds + 1):
@@ -238,7 +241,7 @@ def main() -> None:
                 )
     finally:
         stop_server(service)
-    host = machine()
+    host = machine() | {"load_average_before": load_before}
     lines = report(results, args, host)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", "utf-8")
     args.out.with_suffix(".json").write_text(
