@@ -370,38 +370,49 @@ def health_check(address: str, service: str = "") -> str:
 
 
 def test_health_serving_then_shutdown_answers_what_it_admitted():
-    """The shutdown (what SIGTERM does): health turns NOT_SERVING (or the new RPC is refused,
-    UNAVAILABLE), new RPCs are refused, and the RPCs in flight are answered."""
+    """The shutdown (what SIGTERM does) begins for gRPC when it begins for HTTP, while an HTTP
+    request still holds the server: a health watcher hears NOT_SERVING, new RPCs are refused
+    (UNAVAILABLE), and the RPCs and the HTTP request in flight are answered."""
     server, address = grpc_server()
-    with server:
+    with server, grpc.insecure_channel(address) as channel:
         assert health_check(address) == "SERVING"
         assert health_check(address, "inference.GRPCInferenceService") == "SERVING"
         assert health_check(address, "nope") == "NOT_FOUND"
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         client = grpcclient.InferenceServerClient(address)
         rows = sample_rows("boston")
         server.hold()
-        results: list = [None] * 4
+        results: list = [None] * 5
 
-        def one(i: int) -> None:
+        def one_rpc(i: int) -> None:
             results[i] = client.infer("boston", [infer_input("boston", rows[: i % 3 + 1])])
 
-        in_flight = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        def one_http() -> None:
+            results[4] = httpx.post(
+                f"{server.url}/v2/models/boston/infer", json=v2_body("boston", rows), timeout=30
+            )
+
+        in_flight = [threading.Thread(target=one_rpc, args=(i,)) for i in range(4)]
+        in_flight.append(threading.Thread(target=one_http))
         for thread in in_flight:
             thread.start()
-        # one runs (held), three queue
-        wait_until(lambda: server.metric("service_queue_depth") == 3, "the requests to arrive")
+        # one runs (held), four queue
+        wait_until(lambda: server.metric("service_queue_depth") == 4, "the requests to arrive")
         server.begin_shutdown()
-        wait_until(lambda: not server.dataplane.ready, "the shutdown to begin")
-        assert health_check(address) in ("NOT_SERVING", "UNAVAILABLE")
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert not server.dataplane.ready
         code, _ = status_of(client.is_server_live)
         assert code == grpc.StatusCode.UNAVAILABLE
+        assert health_check(address) in ("NOT_SERVING", "UNAVAILABLE")
         server.release()
         for thread in in_flight:
             thread.join(10)
-        for i, result in enumerate(results):
-            assert result is not None, f"request {i} was not answered"
+        for i, result in enumerate(results[:4]):
+            assert result is not None, f"RPC {i} was not answered"
             expected = ort_predict("boston", newest("boston"), rows[: i % 3 + 1])
             assert np.abs(result.as_numpy("price") - expected).max() <= TOLERANCE
+        assert results[4].status_code == 200, results[4].text
         client.close()
 
 
