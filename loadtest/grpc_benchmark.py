@@ -82,9 +82,9 @@ async def grpc_load(target: str, concurrency: int, duration: float) -> dict:
     import grpc
     import numpy as np
 
-    from service.api.grpc_v2 import pb
+    from service.api.grpc_v2 import messages
 
-    request = pb.ModelInferRequest(model_name="boston")
+    request = messages.ModelInferRequest(model_name="boston")
     request.inputs.add(name="features", datatype="FP32", shape=[1, 13])
     request.raw_input_contents.append(np.array([boston_row()], "<f4").tobytes())
     body = request.SerializeToString()
@@ -92,7 +92,7 @@ async def grpc_load(target: str, concurrency: int, duration: float) -> dict:
         infer = channel.unary_unary(
             INFER_METHOD,
             request_serializer=lambda raw: raw,
-            response_deserializer=pb.ModelInferResponse.FromString,
+            response_deserializer=messages.ModelInferResponse.FromString,
         )
 
         async def send() -> None:

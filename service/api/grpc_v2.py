@@ -74,7 +74,8 @@ def _service_descriptor():
 
 
 SERVICE = _service_descriptor()
-pb = SimpleNamespace(
+# The proto's messages by name, e.g. `messages.ModelInferRequest`.
+messages = SimpleNamespace(
     **{
         name: message_factory.GetMessageClass(message)
         for name, message in SERVICE.file.message_types_by_name.items()
@@ -147,23 +148,23 @@ class InferenceServicer:
 
     @rpc
     async def ServerLive(self, call: Call, request, context):
-        return pb.ServerLiveResponse(live=True)
+        return messages.ServerLiveResponse(live=True)
 
     @rpc
     async def ServerReady(self, call: Call, request, context):
-        return pb.ServerReadyResponse(ready=self.dataplane.ready)
+        return messages.ServerReadyResponse(ready=self.dataplane.ready)
 
     @rpc
     async def ModelReady(self, call: Call, request, context):
         try:
             self.dataplane.lease(call, request.name, request.version)
         except NotFoundError:
-            return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=True)
+            return messages.ModelReadyResponse(ready=False)
+        return messages.ModelReadyResponse(ready=True)
 
     @rpc
     async def ServerMetadata(self, call: Call, request, context):
-        return pb.ServerMetadataResponse(
+        return messages.ServerMetadataResponse(
             name="dlwp-serving", version=__version__, extensions=["model_repository"]
         )
 
@@ -171,8 +172,8 @@ class InferenceServicer:
     async def ModelMetadata(self, call: Call, request, context):
         model = self.dataplane.lease(call, request.name, request.version)
         config = model.config
-        tensor = pb.ModelMetadataResponse.TensorMetadata
-        return pb.ModelMetadataResponse(
+        tensor = messages.ModelMetadataResponse.TensorMetadata
+        return messages.ModelMetadataResponse(
             name=config.name,
             versions=[str(v) for v in sorted(self.dataplane.registry.models[config.name])],
             platform=config.platform,
@@ -204,7 +205,7 @@ class InferenceServicer:
         result = await plane.infer(call, model, rows, "inputs[0]")
         output = model.config.outputs[0]
         layout, field = DATATYPES[output.datatype]
-        answer = pb.ModelInferResponse(
+        answer = messages.ModelInferResponse(
             model_name=model.name, model_version=str(model.version), id=request.id
         )
         tensor = answer.outputs.add(name=output.name, datatype=output.datatype, shape=result.shape)
@@ -227,21 +228,21 @@ class InferenceServicer:
         entries = self.dataplane.registry.index()
         if request.ready:
             entries = [e for e in entries if e["state"] == "READY"]
-        return pb.RepositoryIndexResponse(
-            models=[pb.RepositoryIndexResponse.ModelIndex(**entry) for entry in entries]
+        return messages.RepositoryIndexResponse(
+            models=[messages.RepositoryIndexResponse.ModelIndex(**entry) for entry in entries]
         )
 
     @rpc
     async def RepositoryModelLoad(self, call: Call, request, context):
         self._require_admin(context)
         await self.dataplane.registry.load(request.model_name)
-        return pb.RepositoryModelLoadResponse()
+        return messages.RepositoryModelLoadResponse()
 
     @rpc
     async def RepositoryModelUnload(self, call: Call, request, context):
         self._require_admin(context)
         await self.dataplane.registry.unload(request.model_name)
-        return pb.RepositoryModelUnloadResponse()
+        return messages.RepositoryModelUnloadResponse()
 
 
 def _raw_rows(request, shape: list[int]) -> np.ndarray:

@@ -351,6 +351,26 @@ def test_an_expired_client_deadline_is_deadline_exceeded_and_never_run():
         ) == 2  # fmt: skip
 
 
+def test_an_unexpected_error_is_one_internal_logged_once(capfd):
+    server, address = grpc_server()
+    with server, grpcclient.InferenceServerClient(address) as client:
+
+        def explode(batch):
+            raise RuntimeError("the model exploded")
+
+        for loaded in server.dataplane.registry.models["boston"].values():
+            loaded.batcher._run = explode
+        code, message = status_of(
+            lambda: client.infer("boston", [infer_input("boston", sample_rows("boston"))])
+        )
+        assert code == grpc.StatusCode.INTERNAL
+        assert message == "internal error; see the service log"
+        assert client.is_server_ready()
+    log = capfd.readouterr().err
+    assert log.count("unhandled error in ModelInfer") == 1, log
+    assert log.count("RuntimeError: the model exploded") == 1, log
+
+
 def wait_until(condition, what: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
