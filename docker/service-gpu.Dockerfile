@@ -61,13 +61,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_REQUIRE_PROVIDERS=false \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000 \
+    SERVICE_GRPC_PORT=8001 \
     SERVICE_WORKERS=1 \
     SERVICE_DRAIN_TIMEOUT_S=30 \
     SERVICE_LOG_FORMAT=json
 
 WORKDIR /srv
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('SERVICE_PORT', '8000') + '/v2/health/ready', timeout=4)"]
 STOPSIGNAL SIGTERM

@@ -1,6 +1,7 @@
 # The service on CPU: only the `serve` extra (FastAPI, uvicorn, onnxruntime; no TensorFlow), the
 # committed models in /models, a non-root user. Build from the repository root:
 #   docker build -f docker/service.Dockerfile -t dlwp-serving:cpu .
+# HTTP on 8000 (REST, /metrics, the demo page), the Open Inference Protocol over gRPC on 8001.
 
 # --- builder: a virtual environment with the project and its `serve` extra -------------------
 FROM python:3.11-slim-bookworm AS builder
@@ -37,6 +38,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_MODEL_REPOSITORY=/models \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000 \
+    SERVICE_GRPC_PORT=8001 \
     SERVICE_WORKERS=1 \
     SERVICE_DRAIN_TIMEOUT_S=30 \
     SERVICE_LOG_FORMAT=json
@@ -44,7 +46,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # An empty working directory: no stray .env file is read from it.
 WORKDIR /srv
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # Ready = every model loaded (503 before). No curl in the slim image: Python's urllib, which exits
 # non-zero on a refused connection or any non-2xx answer.

@@ -71,12 +71,13 @@ def start_service(
     timeout: float = 60,
     checkout: Path = REPO,
 ) -> tuple[subprocess.Popen, str]:
-    """`python -m service` on the committed models and a free loopback port, with its default
-    settings but for `settings` (SERVICE_* variables); its code from `checkout` (another revision,
-    for a before/after comparison), the models always this checkout's."""
+    """`python -m service` on the committed models and a free loopback port (gRPC on another),
+    with its default settings but for `settings` (SERVICE_* variables); its code from `checkout`
+    (another revision, for a before/after comparison), the models always this checkout's."""
     port = free_port()
     env = service_environment(
         {
+            "SERVICE_GRPC_PORT": str(free_port()),
             **(settings or {}),
             "SERVICE_HOST": "127.0.0.1",
             "SERVICE_PORT": str(port),

@@ -46,7 +46,8 @@ def memory_mib(pid: int) -> dict[str, float]:
 def one_run(models: Path) -> dict:
     port = free_port()
     env = dict(os.environ, SERVICE_PORT=str(port), SERVICE_HOST="127.0.0.1",
-               SERVICE_MODEL_REPOSITORY=str(models), SERVICE_LOG_LEVEL="warning")  # fmt: skip
+               SERVICE_GRPC_PORT=str(free_port()), SERVICE_MODEL_REPOSITORY=str(models),
+               SERVICE_LOG_LEVEL="warning")  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
     url = f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, errors, logs
 from service.api import repository, typed, v1, v2, wire
+from service.api.grpc_v2 import GrpcServer
 from service.dataplane import ClientDisconnectedError, DataPlane, deadline_error
 from service.errors import ErrorDetail, ServiceError, error_response, status_of
 from service.metrics import Metrics
@@ -44,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.critical("cannot start: %s", error)
             raise
         dataplane.start()
+        grpc_server = GrpcServer(dataplane) if settings.grpc_port else None
+        if grpc_server is not None:
+            await grpc_server.start()
         log.info(
             "ready in %.2f s: %s, %d intra-op threads per model",
             time.perf_counter() - started,
@@ -52,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield {"dataplane": dataplane}  # also seen by the server's connections (service.server)
         dataplane.drain()
+        if grpc_server is not None:
+            await grpc_server.stop()
         await dataplane.close()
         log.info("stopped")
 
@@ -61,8 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="dlwp-serving",
         version=__version__,
         description="IMDB sentiment, Reuters topics and Boston house prices, served by "
-        "onnxruntime: Open Inference Protocol (V2), TensorFlow Serving REST (V1) and typed "
-        "endpoints.",
+        "onnxruntime: Open Inference Protocol (V2; REST here, gRPC on SERVICE_GRPC_PORT), "
+        "TensorFlow Serving REST (V1) and typed endpoints.",
         lifespan=lifespan,
     )
     app.state.settings = settings

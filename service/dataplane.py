@@ -145,6 +145,7 @@ class DataPlane:
         self._reaper: asyncio.Task | None = None
         self._poller: asyncio.Task | None = None
         self.drain_deadline: float | None = None
+        self._on_drain: list[Callable[[], None]] = []
 
     # -- lifecycle
 
@@ -163,12 +164,19 @@ class DataPlane:
     def ready(self) -> bool:
         return self._reaper is not None and self.drain_deadline is None
 
+    def on_drain(self, callback: Callable[[], None]) -> None:
+        """`callback()` when the drain begins: a listener of another protocol (gRPC) stops
+        accepting at the same moment as the HTTP one."""
+        self._on_drain.append(callback)
+
     def drain(self) -> None:
         """The server stops: not ready any more; what is still running when the drain time is
         over is answered 503."""
         if self.drain_deadline is None:
             self.drain_deadline = time.monotonic() + self.settings.drain_timeout_s
             log.info("draining %d requests in flight", len(self._calls))
+            for callback in self._on_drain:
+                callback()
 
     async def close(self) -> None:
         for task in (self._poller, self._reaper):

@@ -79,13 +79,15 @@ class Metrics:
         self._versions: dict[tuple[str, int], VersionMetrics] = {}
         self.requests = Counter(
             "service_requests",
-            "HTTP requests by route, model, version and status code",
+            "requests by HTTP route or gRPC method, model, version and status (HTTP code or "
+            "gRPC status name)",
             ["endpoint", "model", "version", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "service_request_duration_seconds",
-            "HTTP request latency, from the first byte read to the response",
+            "request latency: HTTP from the first byte read to the response, gRPC from the "
+            "parsed message to the answer",
             ["endpoint", "model"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(100_000, ge=1, description="characters one text may have")
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="the Open Inference Protocol over gRPC listens here, on `host`, in the same "
+        "process as HTTP (each worker binds it, sharing it with SO_REUSEPORT); 0: no gRPC",
+    )
     workers: int = Field(1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

@@ -1,4 +1,5 @@
-"""Open Inference Protocol (KServe V2) over REST, JSON tensors (the binary extension is not offered).
+"""Open Inference Protocol (KServe V2) over REST: JSON tensors and Triton's binary tensor data
+extension (`service/api/tensors.py`).
 
 https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 """
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
 from service.api import VersionPath, call_of, dataplane, routes, served, tensors, wire
+from service.dataplane import Call
 from service.errors import BadInputError, ErrorResponse, protocol_route
 from service.registry import LoadedModel
 
@@ -143,25 +145,12 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     header, binary = tensors.split(await wire.read_bytes(request, binary_from), header_length)
     body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
-    timeout = (body.parameters or {}).get("timeout")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-            raise BadInputError(
-                "a timeout is a whole number of microseconds (0: the server's)",
-                "parameters.timeout",
-            )
-        if timeout:
-            call.shorten(timeout / 1e6)
-    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
-    if len(body.inputs) != 1 or body.inputs[0].name != spec.name:
-        names = [i.name for i in body.inputs]
-        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
+    apply_timeout(call, (body.parameters or {}).get("timeout"))
+    output = loaded.config.outputs[0]
+    check_tensors(
+        loaded, [(i.name, i.datatype) for i in body.inputs], [o.name for o in body.outputs or []]
+    )
     tensor = body.inputs[0]
-    if tensor.datatype != spec.datatype:
-        raise BadInputError(
-            f"datatype {tensor.datatype} does not match the model input's {spec.datatype}",
-            "inputs[0].datatype",
-        )
     size = tensors.binary_size(tensor.parameters, "inputs[0]")
     if size is None and tensor.data is None:
         raise BadInputError(
@@ -179,7 +168,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
         binary_data = tensors.BinaryData(binary)
         rows = binary_data.take(size, tensor.datatype, tensor.shape, "inputs[0]")
         binary_data.check_all_taken()
-    binary_output = _binary_output(body, output.name)
+    binary_output = _binary_output(body)
     result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
     answer = {"name": output.name, "shape": list(result.shape), "datatype": output.datatype}
     blobs = []
@@ -192,14 +181,11 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     return wire.answer(request, {**content, "outputs": [answer]}, blobs)
 
 
-def _binary_output(body: InferenceRequest, name: str) -> bool:
+def _binary_output(body: InferenceRequest) -> bool:
     """Whether the output goes in binary: as it asks, else as the request asks for all."""
     everything = bool((body.parameters or {}).get("binary_data_output", False))
     if body.outputs is None:
         return everything
-    unknown = [o.name for o in body.outputs if o.name != name]
-    if unknown:
-        raise BadInputError(f"unknown outputs {unknown}; the model has '{name}'", "outputs")
     asked = [o.parameters.get("binary_data") for o in body.outputs if o.parameters]
     return bool(asked[-1]) if asked and asked[-1] is not None else everything
 
@@ -248,3 +234,34 @@ async def model_metadata(request: Request, model: str, version: VersionPath = No
 async def model_ready(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
+
+
+def apply_timeout(call: Call, timeout: object) -> None:
+    """A V2 request's `timeout` parameter (microseconds, as Triton's; 0 or absent: the server's)
+    shortens its deadline; REST and gRPC alike."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise BadInputError(
+            "a timeout is a whole number of microseconds (0: the server's)", "parameters.timeout"
+        )
+    if timeout:
+        call.shorten(timeout / 1e6)
+
+
+def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
+    """A V2 request's inputs (name, datatype) are the model's one input, and the outputs it asks
+    for (none: all) are the model's; REST and gRPC alike."""
+    spec, output = model.config.inputs[0], model.config.outputs[0]
+    names = [name for name, _ in inputs]
+    if names != [spec.name]:
+        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
+    datatype = inputs[0][1]
+    if datatype != spec.datatype:
+        raise BadInputError(
+            f"datatype {datatype} does not match the model input's {spec.datatype}",
+            "inputs[0].datatype",
+        )
+    unknown = [name for name in outputs if name != output.name]
+    if unknown:
+        raise BadInputError(f"unknown outputs {unknown}; the model has '{output.name}'", "outputs")

@@ -51,7 +51,8 @@ def test_service_images_run_the_service_as_pid_1_as_non_root(dockerfile):
     assert keywords["STOPSIGNAL"] == "SIGTERM"
     assert keywords["USER"].split(":")[0] not in {"root", "0"}
     env = env_of(steps)
-    assert keywords["EXPOSE"] == env["SERVICE_PORT"] == str(Settings.model_fields["port"].default)
+    defaults = [str(Settings.model_fields[f].default) for f in ("port", "grpc_port")]
+    assert keywords["EXPOSE"].split() == [env["SERVICE_PORT"], env["SERVICE_GRPC_PORT"]] == defaults
     assert env["SERVICE_MODEL_REPOSITORY"] == "/models"
     assert ("COPY", "models /models") in steps
     # every SERVICE_* variable the image sets is a real setting
@@ -111,7 +112,8 @@ def test_compose_matches_the_image():
     service = services["service"]
     assert service["build"] == {"context": "..", "dockerfile": "docker/service.Dockerfile"}
     port = service["environment"]["SERVICE_PORT"]
-    assert service["ports"] == [f"{port}:{port}"]
+    grpc_port = service["environment"]["SERVICE_GRPC_PORT"]
+    assert service["ports"] == [f"{port}:{port}", f"{grpc_port}:{grpc_port}"]
     assert HEALTH_READY in " ".join(service["healthcheck"]["test"])
     drain = float(service["environment"]["SERVICE_DRAIN_TIMEOUT_S"])
     assert float(service["stop_grace_period"].removesuffix("s")) > drain

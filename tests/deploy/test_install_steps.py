@@ -116,6 +116,7 @@ def test_the_installed_service_serves_passes_the_healthcheck_and_drains(serve_ve
     env.update(
         SERVICE_HOST="127.0.0.1",
         SERVICE_PORT=str(port),
+        SERVICE_GRPC_PORT=str(free_port()),  # the descriptor set is package data: gRPC must start
         SERVICE_MODEL_REPOSITORY=str(REPO / "models"),
         SERVICE_DRAIN_TIMEOUT_S="5",
     )

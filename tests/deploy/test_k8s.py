@@ -96,9 +96,11 @@ def _container(resources: dict) -> dict:
 def test_probes_are_the_v2_health_endpoints_on_the_service_port(overlay):
     _, resources = overlay
     container = _container(resources)
-    (port,) = container["ports"]
+    port, grpc_port = container["ports"]
     env = env_map(container)
     assert str(port["containerPort"]) == env["SERVICE_PORT"] == str(Settings().port)
+    assert grpc_port["name"] == "grpc"
+    assert str(grpc_port["containerPort"]) == env["SERVICE_GRPC_PORT"] == str(Settings().grpc_port)
     for probe, path in [
         ("livenessProbe", HEALTH_LIVE),
         ("readinessProbe", HEALTH_READY),
@@ -106,7 +108,7 @@ def test_probes_are_the_v2_health_endpoints_on_the_service_port(overlay):
     ]:
         assert container[probe]["httpGet"] == {"path": path, "port": port["name"]}
     service = resources["Service"]
-    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [port["name"], grpc_port["name"]]
     pod_labels = resources["Deployment"]["spec"]["template"]["metadata"]["labels"]
     for selector in (
         service["spec"]["selector"],

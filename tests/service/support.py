@@ -128,8 +128,10 @@ def v2_outputs(answer: dict) -> np.ndarray:
 
 
 def settings(**overrides) -> Settings:
-    """Settings for a test app: the committed models, no `.env` file, overrides on top."""
+    """Settings for a test app: the committed models, no `.env` file, no gRPC listener (a test
+    that wants one names a port), overrides on top."""
     overrides.setdefault("model_repository", MODELS)
+    overrides.setdefault("grpc_port", 0)
     return Settings(_env_file=None, **overrides)
 
 
@@ -156,8 +158,14 @@ def add_version(root: Path, name: str, source_version: int, new_version: int) ->
 
 def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
     """The environment of a `python -m service` process: this one without SERVICE_* variables
-    (repository None: the default, `models` in the working directory)."""
-    settings = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port), "SERVICE_LOG_LEVEL": "info"}
+    (repository None: the default, `models` in the working directory), gRPC off unless `extra`
+    names a port."""
+    settings = {
+        "SERVICE_HOST": "127.0.0.1",
+        "SERVICE_PORT": str(port),
+        "SERVICE_LOG_LEVEL": "info",
+        "SERVICE_GRPC_PORT": "0",
+    }
     if repository is not None:
         settings["SERVICE_MODEL_REPOSITORY"] = str(repository)
     return service_environment({**settings, **extra})
