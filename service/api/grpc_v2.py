@@ -31,6 +31,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import __version__
+from service.api import tensors
 from service.api.repository import check_admin_key
 from service.api.v2 import apply_timeout, check_tensors
 from service.dataplane import Call, DataPlane, deadline_error
@@ -55,13 +56,12 @@ STATUS: dict[Kind, grpc.StatusCode] = {
     Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Kind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-# The datatypes a model config may name: their little-endian layout in raw contents, and the
-# typed-contents field that holds them.
-DATATYPES: dict[str, tuple[str, str]] = {
-    "FP32": ("<f4", "fp32_contents"),
-    "FP64": ("<f8", "fp64_contents"),
-    "INT32": ("<i4", "int_contents"),
-    "INT64": ("<i8", "int64_contents"),
+# The datatypes a model config may name, and the typed-contents field that holds each.
+CONTENTS_FIELDS = {
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
 }
 
 
@@ -204,16 +204,17 @@ class InferenceServicer:
         rows = (_raw_rows if raw else _typed_rows)(request, shape)
         result = await plane.infer(call, model, rows, "inputs[0]")
         output = model.config.outputs[0]
-        layout, field = DATATYPES[output.datatype]
         answer = messages.ModelInferResponse(
             model_name=model.name, model_version=str(model.version), id=request.id
         )
         tensor = answer.outputs.add(name=output.name, datatype=output.datatype, shape=result.shape)
         # Answered in the form asked in: raw contents (as tritonclient sends) or typed ones.
         if raw:
-            answer.raw_output_contents.append(result.astype(layout, copy=False).tobytes())
+            answer.raw_output_contents.append(tensors.to_bytes(result, output.datatype))
         else:
-            getattr(tensor.contents, field).extend(result.ravel().tolist())
+            getattr(tensor.contents, CONTENTS_FIELDS[output.datatype]).extend(
+                result.ravel().tolist()
+            )
         return answer
 
     # -- the model repository (Triton's extension), behind SERVICE_ADMIN_API_KEY
@@ -254,22 +255,15 @@ def _raw_rows(request, shape: list[int]) -> np.ndarray:
             "inputs[0].contents, not both",
             "raw_input_contents",
         )
-    layout, _ = DATATYPES[tensor.datatype]
-    data = request.raw_input_contents[0]
-    needed = math.prod(shape) * np.dtype(layout).itemsize
-    if len(data) != needed:
-        raise BadInputError(
-            f"holds {len(data)} bytes; input '{tensor.name}' of shape {shape} and datatype "
-            f"{tensor.datatype} needs {needed}",
-            "raw_input_contents[0]",
-        )
-    return np.frombuffer(data, layout).reshape(shape)
+    return tensors.from_bytes(
+        request.raw_input_contents[0], tensor.name, tensor.datatype, shape, "raw_input_contents[0]"
+    )
 
 
 def _typed_rows(request, shape: list[int]) -> np.ndarray:
     """The input from `inputs[0].contents`, in the field of its datatype."""
     tensor = request.inputs[0]
-    layout, field = DATATYPES[tensor.datatype]
+    field = CONTENTS_FIELDS[tensor.datatype]
     others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
     if others:
         raise BadInputError(
@@ -281,7 +275,7 @@ def _typed_rows(request, shape: list[int]) -> np.ndarray:
             f"{field} holds {len(values)} values, shape {shape} needs {math.prod(shape)}",
             "inputs[0].contents",
         )
-    return np.array(values, layout).reshape(shape)
+    return np.array(values, tensors.DATATYPES[tensor.datatype]).reshape(shape)
 
 
 class GrpcServer:

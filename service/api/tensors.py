@@ -55,17 +55,9 @@ class BinaryData:
         self.data = data
         self.offset = 0
 
-    def take(self, size: int, datatype: str, shape: Sequence[int], field: str) -> np.ndarray:
-        dtype = DATATYPES.get(datatype)
-        if dtype is None:
-            raise BadInputError(f"{datatype} has no fixed size; send it as JSON", field)
-        needed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
-        if size != needed:
-            raise BadInputError(
-                f"binary_data_size is {size} bytes; shape {list(shape)} of {datatype} needs "
-                f"{needed}",
-                field,
-            )
+    def take(
+        self, name: str, size: int, datatype: str, shape: Sequence[int], field: str
+    ) -> np.ndarray:
         if self.offset + size > len(self.data):
             raise BadInputError(
                 f"the body ends {self.offset + size - len(self.data)} bytes short of this "
@@ -74,7 +66,7 @@ class BinaryData:
             )
         raw = self.data[self.offset : self.offset + size]
         self.offset += size
-        return np.frombuffer(raw, dtype).reshape(shape)
+        return from_bytes(raw, name, datatype, shape, field, "binary_data_size is")
 
     def check_all_taken(self) -> None:
         if self.offset != len(self.data):
@@ -82,6 +74,29 @@ class BinaryData:
                 f"{len(self.data) - self.offset} bytes follow the inputs' binary data",
                 "body",
             )
+
+
+def from_bytes(
+    data: bytes | memoryview,
+    name: str,
+    datatype: str,
+    shape: Sequence[int],
+    field: str,
+    what: str = "holds",
+) -> np.ndarray:
+    """Raw data of input `name` (little-endian, row-major) as an array of `shape`, or a 400
+    naming the field and the input when its size disagrees with shape × datatype."""
+    dtype = DATATYPES.get(datatype)
+    if dtype is None:
+        raise BadInputError(f"{datatype} has no fixed size; send it as JSON", field)
+    needed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+    if len(data) != needed:
+        raise BadInputError(
+            f"{what} {len(data)} bytes; input '{name}' of shape {list(shape)} and datatype "
+            f"{datatype} needs {needed}",
+            field,
+        )
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
 def to_bytes(array: np.ndarray, datatype: str) -> bytes:

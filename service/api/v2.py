@@ -166,7 +166,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     else:
         dataplane(request).check_shape(loaded, tensor.shape, "inputs[0].shape", "inputs[0]")
         binary_data = tensors.BinaryData(binary)
-        rows = binary_data.take(size, tensor.datatype, tensor.shape, "inputs[0]")
+        rows = binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, "inputs[0]")
         binary_data.check_all_taken()
     binary_output = _binary_output(body)
     result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
