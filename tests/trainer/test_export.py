@@ -1,18 +1,17 @@
+import keras
 import numpy as np
 import onnx
 import pytest
 
 from service.repository import TensorSpec
+from trainer.evaluate import onnx_session
 from trainer.export import (
     ExportError,
     check_parity,
     check_signature,
     export_onnx,
     export_saved_model,
-    onnx_session,
 )
-from trainer.models import price_regressor
-from trainer.recipes import Network
 
 INPUT = TensorSpec(name="features", datatype="FP32", shape=[-1, 3])
 OUTPUT = TensorSpec(name="price", datatype="FP32", shape=[-1, 1])
@@ -21,10 +20,10 @@ OUTPUT = TensorSpec(name="price", datatype="FP32", shape=[-1, 1])
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
-    rng = np.random.RandomState(0)
-    model = price_regressor(
-        rng.rand(3).astype("float32"), rng.rand(3).astype("float32") + 1, Network(hidden=[4])
-    )
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,), name="features")
+    hidden = keras.layers.Dense(4, "relu")(keras.layers.Rescaling(0.5, offset=-1.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
     export_saved_model(model, INPUT, OUTPUT, folder / "saved_model")
     export_onnx(lambda x: model(x, training=False), INPUT, OUTPUT, folder / "model.onnx")
     return model, folder
