@@ -23,6 +23,7 @@ import math
 import os
 import re
 import tarfile
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -240,7 +241,8 @@ def _imdb_from_reviews(data_dir: Path, test_only: bool = False) -> TextDataset:
     encoded = {"train": [[], np.empty(0, np.int64)]}
     for split in splits:
         ids = np.empty(len(reviews[split]), dtype=object)
-        ids[:] = [encoder.word_ids(text) for text, _ in reviews[split]]
+        # array("i"): 4 bytes per word id instead of a list's ~36 (25,000 reviews: ~25 MB, not ~200)
+        ids[:] = [array("i", encoder.word_ids(text)) for text, _ in reviews[split]]
         labels = np.array([label for _, label in reviews[split]], dtype=np.int64)
         encoded[split] = [ids, labels] if test_only else keras_shuffle(rng, ids, labels)
     return TextDataset(

@@ -4,7 +4,7 @@ with it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +14,9 @@ from service.encoding import TextEncoder, TextEncoding
 from service.repository import ONNX_FILE, ModelConfig, read_config
 from trainer import data
 from trainer.publish import version_folder
-from trainer.sparse import Inputs, SparseRows, dense_batches
+from trainer.sparse import dense_batches
 
 EPSILON = 1e-7  # Keras's clipping of probabilities in its cross-entropy losses
-CHUNK = 2048  # texts encoded at a time
 BATCH = 256  # rows per onnxruntime call: a dense 50,000-column batch of 256 rows is 51 MB
 
 
@@ -49,40 +48,28 @@ def run_onnx(session: ort.InferenceSession, batches: Iterable[np.ndarray]) -> np
     return np.concatenate([session.run(None, {input_name: batch})[0] for batch in batches])
 
 
-def encoded_test_rows(
+def input_batches(
     config: ModelConfig, folder: Path, dataset: data.TextDataset | data.TabularDataset
-) -> Inputs:
-    """The dataset's test rows as this version's graph takes them: text encoded with the version's
-    own encoding and vocabulary, tabular rows as they are."""
+) -> Iterator[np.ndarray]:
+    """The dataset's test rows as this version's graph takes them, a batch at a time: text encoded
+    with the version's own encoding and vocabulary (made dense batch by batch: all 25,000 IMDB
+    reviews at once would take ~300 MB even sparse), tabular rows as they are."""
     if isinstance(dataset, data.TabularDataset):
-        return dataset.x_test
+        yield from dense_batches(dataset.x_test, BATCH)
+        return
     encoding = config.encoding
     if not isinstance(encoding, TextEncoding):
         raise TypeError(f"{config.name} is a text model but its encoding is {encoding.kind}")
     encoder = TextEncoder.load(encoding, folder)
-    rows, columns, values = [], [], []
-    # In chunks: capped copies of all 25,000 IMDB reviews' word ids would cost ~150 MB at once.
-    for start in range(0, len(dataset.x_test), CHUNK):
-        chunk = data.cap_words(dataset.x_test[start : start + CHUNK], encoding.num_words)
-        chunk_rows, chunk_columns, chunk_values = encoder.coordinates(chunk)
-        rows.append(chunk_rows + start)
-        columns.append(chunk_columns)
-        values.append(chunk_values)
-    return SparseRows(
-        np.concatenate(rows),
-        np.concatenate(columns),
-        np.concatenate(values),
-        (len(dataset.x_test), encoding.dim),
-    )
+    for start in range(0, len(dataset.x_test), BATCH):
+        batch = dataset.x_test[start : start + BATCH]
+        yield encoder.vectorize(data.cap_words(batch, encoding.num_words))
 
 
 def score_version(
     folder: Path, config: ModelConfig, dataset: data.TextDataset | data.TabularDataset
 ) -> dict[str, float]:
-    outputs = run_onnx(
-        onnx_session(folder / ONNX_FILE),
-        dense_batches(encoded_test_rows(config, folder, dataset), BATCH),
-    )
+    outputs = run_onnx(onnx_session(folder / ONNX_FILE), input_batches(config, folder, dataset))
     return score(config.task, dataset.y_test, outputs)
 
 

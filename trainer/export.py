@@ -26,7 +26,7 @@ from service.repository import (
     read_config,
 )
 from trainer import data
-from trainer.evaluate import encoded_test_rows, onnx_session, run_onnx
+from trainer.evaluate import onnx_session, run_onnx, input_batches
 from trainer.publish import ExportError, version_folder
 from trainer.sparse import dense_batches
 
@@ -186,7 +186,7 @@ def reexport(
     config) only if the new graph passes the signature and parity checks against the SavedModel."""
     folder = version_folder(models_dir, name, version)
     config = read_config(folder)
-    x_test = encoded_test_rows(config, folder, data.load(name, data_dir, own, test_only=True))
+    dataset = data.load(name, data_dir, own, test_only=True)
     saved_model = tf.saved_model.load(str(folder / SAVED_MODEL_DIR))
     serve = saved_model.serve  # valid while `saved_model` is referenced
     candidate = folder / f".{ONNX_FILE}.new"
@@ -196,7 +196,7 @@ def reexport(
             lambda x: serve(tf.constant(x)).numpy(),
             folder / SAVED_MODEL_DIR,
             candidate,
-            lambda: dense_batches(x_test),
+            lambda: input_batches(config, folder, dataset),
             config.task,
         )
         updated = config.model_copy(update={"export": export_info(parity)})
