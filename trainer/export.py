@@ -26,7 +26,7 @@ from service.repository import (
     read_config,
 )
 from trainer import data
-from trainer.evaluate import onnx_session, run_onnx, input_batches
+from trainer.evaluate import input_batches, onnx_session, run_onnx
 from trainer.publish import ExportError, version_folder
 from trainer.sparse import dense_batches
 

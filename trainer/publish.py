@@ -23,10 +23,10 @@ from service.repository import (
     list_versions,
     read_config,
 )
+from trainer.sparse import Inputs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only named here: the gate and evaluate must not import TensorFlow
     from trainer.fit import Fitted
-    from trainer.sparse import Inputs
 
 GATE_FILE = "gate.json"
 DEFAULT_TOLERANCE = 0.01  # a new version may score at most 1% (relative) worse than the serving one
