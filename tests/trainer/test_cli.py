@@ -68,7 +68,8 @@ def test_evaluate_unknown_version_exits_5(tmp_path, capsys, monkeypatch):
     assert "does not exist" in capsys.readouterr().err
 
 
-HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib")
+# Not in the `serve` extra (rich), or heavy: none of them may be needed to evaluate.
+HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "rich")
 
 
 def imports_after(argv: list[str]) -> subprocess.CompletedProcess:
