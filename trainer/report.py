@@ -60,10 +60,15 @@ class Phase:
             self.log.progress.update(self.task, advance=1)
 
     def done(self) -> None:
-        """Fills the bar: early stopping ends a phase before its last epoch."""
+        """Ends the bar where the phase ended: early stopping may end it before its last epoch."""
         if self.task is not None:
-            total = self.log.progress.tasks[self.task].total
-            self.log.progress.update(self.task, completed=total)
+            (task,) = [t for t in self.log.progress.tasks if t.id == self.task]
+            if task.completed < task.total:
+                self.log.progress.update(
+                    self.task,
+                    total=task.completed,
+                    description=f"{task.description}, stopped at {task.completed:.0f} of {task.total:.0f}",
+                )
 
 
 @dataclass(frozen=True)
