@@ -41,7 +41,7 @@ def test_boston_best_logs_standardises_and_scales_to_prices_inside_the_graph():
     seen = np.where(mask, np.log1p(x), x)
     expected = (seen - seen.mean(axis=0)) / seen.std(axis=0)
     assert np.allclose(rescaling(log_columns(x)).numpy(), expected, atol=1e-4)
-    standard_units = keras.Model(model.inputs, model.layers[-2].output)
+    standard_units = keras.Model(model.input, model.layers[-2].output)
     prices = standard_units(x, training=False).numpy() * y.std() + y.mean()
     assert np.allclose(model(x, training=False).numpy(), prices, rtol=1e-5, atol=1e-4)
 
