@@ -1,20 +1,28 @@
 """`trainer train | evaluate | export`: the command line people retrain with.
 
 Exit codes: 0 done, 1 evaluated metrics differ from the config, 2 bad arguments, 3 missing or corrupt
-data, 4 export failed its checks, 5 model repository problem.
+data, 4 export failed its checks, 5 model repository problem, 6 the gate kept a new version back.
+
+Only `train` and `export` import TensorFlow; arguments, data files and versions are checked first.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
 
-from trainer.recipes import DATASETS, RECIPES
+from service.repository import RepositoryError
+from trainer import data, publish
+from trainer.data import DataError
 
-EXIT_MISMATCH, EXIT_USAGE, EXIT_DATA, EXIT_EXPORT, EXIT_REPOSITORY = 1, 2, 3, 4, 5
+DATASETS = ("imdb", "reuters", "boston")
+RECIPES = ("book", "best")
+EXIT_MISMATCH, EXIT_USAGE, EXIT_DATA, EXIT_EXPORT, EXIT_REPOSITORY, EXIT_GATE = 1, 2, 3, 4, 5, 6
 METRIC_TOLERANCE = 1e-4  # evaluate vs config: room for another onnxruntime build's rounding
 
 
@@ -32,55 +40,97 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every option's default, except where there is none."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="trainer", description=__doc__.split("\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
-    data_dir = argparse.ArgumentParser(add_help=False)
-    data_dir.add_argument(
+    sources = argparse.ArgumentParser(add_help=False)
+    sources.add_argument(
         "--data-dir",
         help="folder with the Keras dataset files (default: $TRAINER_DATA_DIR; "
-        "without either, Keras downloads them)",
+        "without either, Keras downloads them); text models' own files use its word index",
     )
+    own = sources.add_argument_group(
+        "your own data (one model at a time)",
+        "text models: JSON Lines (.jsonl) or CSV (.csv) with the fields text,label, labels by name; "
+        "boston: CSV with the 13 named columns and price",
+    )
+    own.add_argument("--train-file", type=Path, help="training rows instead of the book's dataset")
+    own.add_argument("--test-file", type=Path, help="test rows (default: a held-out share)")
+    own.add_argument(
+        "--test-share",
+        type=_fraction,
+        default=data.TEST_SPLIT,
+        help="without --test-file: the training file's last share after a seeded (113) shuffle",
+    )
+    formatter = _Help
 
-    train = commands.add_parser("train", parents=[data_dir], help="train and publish new versions")
-    train.add_argument("dataset", choices=[*DATASETS, "all"])
-    train.add_argument("--recipe", choices=RECIPES, default="best")
+    train = commands.add_parser(
+        "train", parents=[sources], formatter_class=formatter, help="train and publish new versions"
+    )
+    train.add_argument("dataset", choices=[*DATASETS, "all"], help="the model to train")
+    train.add_argument("--recipe", choices=RECIPES, default="best", help="hyper-parameters")
     train.add_argument("--epochs", type=_positive, help="override the recipe's (maximum) epochs")
-    train.add_argument("--seed", type=_non_negative, default=0)
+    train.add_argument("--seed", type=_non_negative, default=0, help="same seed, same model")
     train.add_argument("--out", type=Path, default=Path("models"), help="model repository")
     train.add_argument("--version", type=_positive, help="version to write (default: next free)")
-    train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    train.add_argument(
+        "--tolerance",
+        type=_fraction,
+        default=publish.DEFAULT_TOLERANCE,
+        help="the gate: how much worse (relative) than the newest version a new one may score",
+    )
+    train.add_argument(
+        "--force", action="store_true", help="publish even if the gate refuses (recorded)"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     for name, text in (
-        ("evaluate", "recompute a version's test metrics from its ONNX graph"),
+        ("evaluate", "recompute a version's test metrics from its ONNX graph (no TensorFlow)"),
         ("export", "convert a version's SavedModel to ONNX again and check parity"),
     ):
-        command = commands.add_parser(name, parents=[data_dir], help=text)
-        command.add_argument("dataset", choices=[*DATASETS, "all"])
+        command = commands.add_parser(name, parents=[sources], formatter_class=formatter, help=text)
+        command.add_argument("dataset", choices=[*DATASETS, "all"], help="the model")
         command.add_argument("--version", type=_positive, help="default: the newest")
         command.add_argument("--models", type=Path, default=Path("models"), help="model repository")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Imported here so that `--help` and argument errors answer at once, without TensorFlow.
-    from service.repository import RepositoryError
-    from trainer.data import DataError, resolve_data_dir
-    from trainer.export import ExportError
-    from trainer.publish import PublishError
-
+    top = parser()
+    args = top.parse_args(argv)
+    own = None
+    if args.train_file or args.test_file:
+        if args.dataset == "all":
+            top.error("--train-file/--test-file train or evaluate one model, not all")
+        if args.command == "train" and args.train_file is None:
+            top.error("train needs --train-file to go with --test-file")
+        own = data.OwnFiles(args.train_file, args.test_file, args.test_share)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
     try:
-        data_dir = resolve_data_dir(args.data_dir)
-        return {"train": _train, "evaluate": _evaluate, "export": _export}[args.command](
-            args, data_dir
-        )
+        data_dir = data.resolve_data_dir(args.data_dir)
+        run = {"train": _train, "evaluate": _evaluate, "export": _export}[args.command]
+        return run(args, data_dir, own)
     except DataError as error:
         return _fail(EXIT_DATA, error)
-    except ExportError as error:
+    except publish.ExportError as error:
         return _fail(EXIT_EXPORT, error)
-    except (PublishError, RepositoryError) as error:
+    except (publish.PublishError, RepositoryError) as error:
         return _fail(EXIT_REPOSITORY, error)
     except KeyboardInterrupt:
         return _fail(130, "interrupted; nothing was published for the model in progress")
@@ -91,69 +141,117 @@ def _fail(code: int, error: object) -> int:
     return code
 
 
-def _train(args, data_dir) -> int:
-    from trainer.pipeline import train
-    from trainer.recipes import recipe_for
+def _names(args) -> tuple[str, ...]:
+    return DATASETS if args.dataset == "all" else (args.dataset,)
 
-    datasets = DATASETS if args.dataset == "all" else (args.dataset,)
-    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    started = time.monotonic()
-    for dataset in datasets:
-        print(f"== {dataset}: recipe {args.recipe}, seed {args.seed}", flush=True)
-        recipe = recipe_for(dataset, args.recipe)
+
+def _train(args, data_dir, own) -> int:
+    from rich.console import Console
+
+    from trainer.report import Row, TrainingLog, progress_bars, summary
+
+    console = Console()
+    rows, refused = [], False
+    for name in _names(args):
+        started = time.monotonic()
+        version = args.version or publish.next_version(args.out, name)
+        publish.check_free(args.out, name, version)
+        dataset = data.load(name, data_dir, own)  # every row checked before anything trains
+        module = importlib.import_module(f"trainer.{name}")  # TensorFlow, from here on
+        from trainer.release import release
+
+        recipe = module.RECIPES[args.recipe]
         if args.epochs is not None:
-            recipe = recipe.with_epochs(args.epochs)
-        trained = train(
-            recipe,
-            seed=args.seed,
-            data_dir=data_dir,
-            models_dir=args.out,
-            version=args.version,
-            verbose=verbose,
+            training = dataclasses.replace(recipe.training, epochs=args.epochs)
+            recipe = dataclasses.replace(recipe, training=training)
+        progress = None if args.quiet else progress_bars(console)
+        log = TrainingLog(name, progress)
+        log.note(f"{name} v{version}: recipe {args.recipe}, seed {args.seed}")
+        try:
+            if progress is not None:
+                progress.start()
+            candidate = module.train(recipe, dataset, args.seed, log)
+            released = release(
+                name,
+                candidate,
+                dataset,
+                recipe_name=args.recipe,
+                recipe=recipe,
+                metric=module.METRIC,
+                seed=args.seed,
+                models_dir=args.out,
+                version=version,
+                tolerance=args.tolerance,
+                force=args.force,
+                log=log,
+                started=started,
+            )
+            gate, shown_version = released.gate, str(version)
+            outcome, style = f"{name}: published {released.folder} ({gate.describe()})", None
+        except publish.GateRefusedError as error:
+            gate, shown_version, refused = error.gate, "—", True
+            outcome, style = f"{name}: {error}", "red"
+        finally:
+            if progress is not None:
+                progress.stop()
+        console.print(outcome, style=style, markup=False)
+        better = "≤" if module.METRIC == "mae" else "≥"
+        rows.append(
+            Row(
+                model=name,
+                version=shown_version,
+                metric=module.METRIC,
+                value=gate.candidate,
+                target=f"{better} {module.TARGET}" if own is None else "—",
+                previous="—"
+                if gate.previous_version is None
+                else f"v{gate.previous_version} {gate.previous:.4f}",
+                outcome=gate.verdict,
+                seconds=time.monotonic() - started,
+            )
         )
-        config = trained.config
-        print(
-            f"== {dataset}: published {trained.folder} in {config.training.duration_s:.0f} s; "
-            f"test {_format(config.metrics.test)}; validation {_format(config.metrics.validation)}; "
-            f"ONNX parity max |diff| {config.export.max_abs_diff_onnx:.2e}",
-            flush=True,
-        )
-    print(f"== done in {time.monotonic() - started:.0f} s", flush=True)
-    return 0
+    console.print(summary(rows))
+    return EXIT_GATE if refused else 0
 
 
-def _evaluate(args, data_dir) -> int:
-    from trainer.pipeline import evaluate
+def _evaluate(args, data_dir, own) -> int:
+    folders = {
+        name: publish.version_folder(args.models, name, args.version) for name in _names(args)
+    }
+    from service.repository import read_config
+    from trainer.evaluate import score_version
 
     differs = False
-    for dataset in DATASETS if args.dataset == "all" else (args.dataset,):
-        config, metrics = evaluate(dataset, args.version, data_dir=data_dir, models_dir=args.models)
-        recorded = config.metrics.test
+    for name, folder in folders.items():
+        config = read_config(folder)
+        dataset = data.load(name, data_dir, own, test_only=True)
+        metrics = score_version(folder, config, dataset)
+        # The recorded metrics are comparable where the data files are the ones it was tested on.
+        comparable = dataset.files.items() <= config.training.data_files.items()
         print(f"{config.name}/{config.version} test metrics recomputed from model.onnx:")
-        for name, value in sorted(metrics.items()):
-            before = recorded.get(name)
+        for metric, value in sorted(metrics.items()):
+            before = config.metrics.test.get(metric)
             same = before is not None and abs(before - value) <= METRIC_TOLERANCE
-            differs |= not same
+            differs |= comparable and not same
             shown = "absent" if before is None else f"{before:.6f}"
-            print(f"  {name:<10} {value:.6f}   config {shown}   {'ok' if same else 'DIFFERS'}")
+            verdict = ("ok" if same else "DIFFERS") if comparable else "(recorded on other data)"
+            print(f"  {metric:<10} {value:.6f}   config {shown}   {verdict}")
     return EXIT_MISMATCH if differs else 0
 
 
-def _export(args, data_dir) -> int:
-    from trainer.pipeline import reexport
+def _export(args, data_dir, own) -> int:
+    for name in _names(args):
+        publish.version_folder(args.models, name, args.version)
+    from trainer.export import reexport
 
-    for dataset in DATASETS if args.dataset == "all" else (args.dataset,):
-        config = reexport(dataset, args.version, data_dir=data_dir, models_dir=args.models)
+    for name in _names(args):
+        config = reexport(name, args.version, data_dir=data_dir, models_dir=args.models, own=own)
         print(
             f"{config.name}/{config.version}: model.onnx re-exported (opset {config.export.opset}); "
             f"parity over {config.export.parity_rows} test rows, "
             f"max |diff| {config.export.max_abs_diff_onnx:.2e}"
         )
     return 0
-
-
-def _format(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,19 @@
-"""Training: hold-out or K-fold validation with Keras callbacks, then the final model; learning curves.
-
-Text inputs are kept sparse (`SparseRows`) and made dense one batch at a time, so that a 50,000-column
-n-gram encoding of 25,000 reviews needs megabytes, not gigabytes.
-"""
+"""What the three models' training shares: the validation plans (hold-out and K-fold, as chapter 4
+of the book teaches them), the final fit on all training rows, ensembles, the Dense stack, and the
+learning curves. Each dataset module says which plan it uses and builds its own model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from trainer.models import average
-from trainer.recipes import HoldOut, KFold, Recipe
+from trainer.report import Phase, TrainingLog
+from trainer.sparse import Inputs, SparseRows, rows_except, rows_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -24,62 +21,65 @@ from matplotlib.ticker import MaxNLocator
 
 
 @dataclass(frozen=True)
-class SparseRows:
-    """Row-major (rows, columns, values) of a float32 matrix with `shape`."""
+class HoldOut:
+    """Validate on the first `validation_size` training rows (as the book does) while fitting on
+    the rest, then fit the final model on all training rows for the chosen number of epochs."""
 
-    rows: np.ndarray
-    columns: np.ndarray
-    values: np.ndarray
-    shape: tuple[int, int]
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def take(self, start: int, stop: int) -> SparseRows:
-        lo, hi = np.searchsorted(self.rows, [start, stop])
-        return SparseRows(
-            self.rows[lo:hi] - start,
-            self.columns[lo:hi],
-            self.values[lo:hi],
-            (stop - start, self.shape[1]),
-        )
-
-    def drop(self, start: int, stop: int) -> SparseRows:
-        """All rows except [start, stop)."""
-        lo, hi = np.searchsorted(self.rows, [start, stop])
-        rows = np.concatenate([self.rows[:lo], self.rows[hi:] - (stop - start)])
-        return SparseRows(
-            rows,
-            np.concatenate([self.columns[:lo], self.columns[hi:]]),
-            np.concatenate([self.values[:lo], self.values[hi:]]),
-            (self.shape[0] - (stop - start), self.shape[1]),
-        )
-
-    def dense_batches(self, batch_size: int):
-        for start in range(0, len(self), batch_size):
-            part = self.take(start, min(start + batch_size, len(self)))
-            out = np.zeros(part.shape, dtype=np.float32)
-            out[part.rows, part.columns] = part.values
-            yield out
+    validation_size: int
+    epochs: int
+    batch_size: int
+    patience: int | None = None  # early stopping on `monitor`; None: all `epochs` are kept
+    monitor: str = "val_accuracy"  # the validation series that picks the best epoch
+    ensemble: int = 1  # the final model averages this many fits, each from its own seed
 
 
-Inputs = np.ndarray | SparseRows
+@dataclass(frozen=True)
+class KFold:
+    """K-fold validation, then the final model is fitted on all training rows."""
+
+    folds: int
+    epochs: int
+    batch_size: int
+    choose_epochs: bool = False  # final fit for the best epoch of the mean curve, else all epochs
+    smoothing: int = 1  # moving-average window over the mean validation curve when choosing
+    monitor: str = "val_mae"
+    ensemble: int = 1
 
 
-def rows_of(x: Inputs, start: int, stop: int) -> Inputs:
-    return x.take(start, stop) if isinstance(x, SparseRows) else x[start:stop]
+@dataclass
+class Fitted:
+    model: keras.Model
+    histories: list[dict[str, list[float]]]  # the validation runs, for the learning curves
+    validation: dict[str, float]  # validation metrics at the chosen epoch count
+    epochs: int  # epochs the final model was trained for
 
 
-def rows_except(x: Inputs, start: int, stop: int) -> Inputs:
-    return x.drop(start, stop) if isinstance(x, SparseRows) else np.delete(x, slice(start, stop), 0)
+def set_seed(seed: int) -> None:
+    """Same seed, same data → same weights and metrics (at the cost of some speed)."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
-def dense_batches(x: Inputs, batch_size: int = 1024):
-    if isinstance(x, SparseRows):
-        yield from x.dense_batches(batch_size)
-    else:
-        for start in range(0, len(x), batch_size):
-            yield x[start : start + batch_size]
+def dense_stack(x, hidden: list[int], dropout: float):
+    """Dense ReLU layers, each followed by dropout where the recipe asks for it."""
+    for units in hidden:
+        x = keras.layers.Dense(units, "relu")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+    return x
+
+
+def average(models: list[keras.Model]) -> keras.Model:
+    """One graph whose output is the mean of independently trained models' outputs."""
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(models[0].input_shape[1:], name=models[0].inputs[0].name)
+    # Re-wrapped under distinct names: Keras refuses two sub-models of one name in a graph.
+    members = [
+        keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}") for i, m in enumerate(models)
+    ]
+    outputs = keras.layers.Average()([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=f"ensemble_of_{len(models)}")
 
 
 def dataset(x: Inputs, y: np.ndarray, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
@@ -96,111 +96,97 @@ def dataset(x: Inputs, y: np.ndarray, batch_size: int, shuffle_seed: int | None)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-@dataclass
-class FitResult:
-    model: keras.Model
-    histories: list[dict[str, list[float]]]  # the validation runs, for the learning curves
-    validation: dict[str, float]  # validation metrics of the chosen configuration
-    epochs: int  # epochs the final model was trained for
+class EpochReport(keras.callbacks.Callback):
+    """Advances the phase's progress bar and logs the epoch's metrics."""
 
+    def __init__(self, phase: Phase):
+        super().__init__()
+        self.phase = phase
 
-def set_seed(seed: int) -> None:
-    """Same seed, same data → same weights and metrics (at the cost of some speed)."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def metric_for(recipe: Recipe) -> str:
-    return "mae" if recipe.loss in ("mse", "huber") else "accuracy"
-
-
-def _compiled(build: Callable[[], keras.Model], recipe: Recipe) -> keras.Model:
-    model = build()
-    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
-    loss = (
-        keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-        if recipe.loss == "categorical_crossentropy"
-        else recipe.loss
-    )
-    model.compile(
-        optimizer=optimizers[recipe.optimizer.name](recipe.optimizer.learning_rate),
-        loss=loss,
-        metrics=[metric_for(recipe)],
-    )
-    return model
-
-
-def _monitored(recipe: Recipe, plan: HoldOut | KFold) -> tuple[str, str]:
-    """The validation series that picks the best epoch, and whether lower is better."""
-    if plan.monitor == "loss":
-        return "val_loss", "min"
-    metric = metric_for(recipe)
-    return f"val_{metric}", "min" if metric == "mae" else "max"
-
-
-def _best_epoch(history: dict[str, list[float]], recipe: Recipe, plan, window: int = 1) -> int:
-    """1-based epoch with the best (moving-average) validation score."""
-    name, mode = _monitored(recipe, plan)
-    scores = np.asarray(history[name])
-    if window > 1:
-        padded = np.pad(scores, window // 2, mode="edge")
-        scores = np.convolve(padded, np.ones(window) / window, mode="valid")[: len(history[name])]
-    return int(np.argmin(scores) if mode == "min" else np.argmax(scores)) + 1
+    def on_epoch_end(self, epoch, logs=None):
+        self.phase.epoch_done(epoch + 1, logs or {})
 
 
 def fit(
     build: Callable[[], keras.Model],
     x: Inputs,
     y: np.ndarray,
-    recipe: Recipe,
+    plan: HoldOut | KFold,
     seed: int,
-    verbose: int,
-) -> FitResult:
+    log: TrainingLog,
+) -> Fitted:
+    """Validates with the plan, then fits the model to publish on all training rows. `build`
+    returns a fresh compiled model."""
     set_seed(seed)
-    if isinstance(recipe.validation, HoldOut):
-        return _fit_holdout(build, x, y, recipe, recipe.validation, seed, verbose)
-    return _fit_kfold(build, x, y, recipe, recipe.validation, seed, verbose)
+    if isinstance(plan, HoldOut):
+        history, epochs = _hold_out(build, x, y, plan, seed, log)
+        histories, mean = [history], history
+    else:
+        histories = _k_fold(build, x, y, plan, seed, log)
+        mean = {k: np.mean([h[k] for h in histories], axis=0).tolist() for k in histories[0]}
+        epochs = (
+            best_epoch(mean, plan.monitor, plan.smoothing) if plan.choose_epochs else plan.epochs
+        )
+    validation = {
+        name[4:]: values[epochs - 1] for name, values in mean.items() if name.startswith("val_")
+    }
+    model = _final_fit(build, x, y, plan, epochs, seed, log)
+    return Fitted(model, histories, validation, epochs)
 
 
-def _fit_holdout(build, x, y, recipe: Recipe, plan: HoldOut, seed: int, verbose: int) -> FitResult:
+def _mode(monitor: str) -> str:
+    return "max" if "accuracy" in monitor else "min"
+
+
+def best_epoch(history: dict[str, list[float]], monitor: str, window: int = 1) -> int:
+    """1-based epoch with the best (moving-average) validation score."""
+    scores = np.asarray(history[monitor])
+    if window > 1:
+        padded = np.pad(scores, window // 2, mode="edge")
+        scores = np.convolve(padded, np.ones(window) / window, mode="valid")[: len(scores)]
+    return int(np.argmax(scores) if _mode(monitor) == "max" else np.argmin(scores)) + 1
+
+
+def _hold_out(build, x, y, plan: HoldOut, seed: int, log: TrainingLog):
     n = plan.validation_size
-    callbacks = []
-    if plan.early_stopping_patience is not None:
-        monitor, mode = _monitored(recipe, plan)
+    phase = log.phase(f"validation on {n} held-out rows", plan.epochs)
+    callbacks: list[keras.callbacks.Callback] = [EpochReport(phase)]
+    if plan.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode=mode,
-                patience=plan.early_stopping_patience,
+                monitor=plan.monitor,
+                mode=_mode(plan.monitor),
+                patience=plan.patience,
                 restore_best_weights=True,
             )
         )
-    model = _compiled(build, recipe)
-    history = model.fit(
-        dataset(rows_except(x, 0, n), np.delete(y, slice(0, n), axis=0), plan.batch_size, seed),
-        validation_data=dataset(rows_of(x, 0, n), y[:n], plan.batch_size, None),
-        epochs=plan.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles, with the seed
-        verbose=verbose,
-    ).history
-    epochs = _best_epoch(history, recipe, plan) if callbacks else plan.epochs
-    validation = {
-        name[4:]: values[epochs - 1] for name, values in history.items() if name.startswith("val_")
-    }
-    if plan.refit_on_all:
-        model = _final_fit(build, x, y, recipe, epochs, seed, verbose)
-    return FitResult(model, [history], validation, epochs)
+    history = (
+        build()
+        .fit(
+            dataset(rows_except(x, 0, n), np.delete(y, slice(0, n), axis=0), plan.batch_size, seed),
+            validation_data=dataset(rows_of(x, 0, n), y[:n], plan.batch_size, None),
+            epochs=plan.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles, with the seed
+            verbose=0,
+        )
+        .history
+    )
+    phase.done()
+    epochs = best_epoch(history, plan.monitor) if plan.patience is not None else plan.epochs
+    return history, epochs
 
 
-def _fit_kfold(build, x, y, recipe: Recipe, plan: KFold, seed: int, verbose: int) -> FitResult:
+def _k_fold(build, x, y, plan: KFold, seed: int, log: TrainingLog):
     fold_size = len(y) // plan.folds
+    phase = log.phase(f"{plan.folds}-fold validation", plan.folds * plan.epochs)
     histories = []
     for fold in range(plan.folds):
         lo, hi = fold * fold_size, (fold + 1) * fold_size
-        model = _compiled(build, recipe)
+        phase.note(f"fold {fold + 1}/{plan.folds}")
         histories.append(
-            model.fit(
+            build()
+            .fit(
                 dataset(
                     rows_except(x, lo, hi),
                     np.delete(y, slice(lo, hi), axis=0),
@@ -209,61 +195,54 @@ def _fit_kfold(build, x, y, recipe: Recipe, plan: KFold, seed: int, verbose: int
                 ),
                 validation_data=dataset(rows_of(x, lo, hi), y[lo:hi], plan.batch_size, None),
                 epochs=plan.epochs,
+                callbacks=[EpochReport(phase)],
                 shuffle=False,
                 verbose=0,
-            ).history
-        )
-        if verbose:
-            last = {k: round(v[-1], 4) for k, v in histories[-1].items()}
-            print(f"fold {fold + 1}/{plan.folds}: {last}", flush=True)
-    mean = {k: np.mean([h[k] for h in histories], axis=0).tolist() for k in histories[0]}
-    epochs = _best_epoch(mean, recipe, plan, plan.smoothing) if plan.choose_epochs else plan.epochs
-    validation = {
-        name[4:]: values[epochs - 1] for name, values in mean.items() if name.startswith("val_")
-    }
-    model = _final_fit(build, x, y, recipe, epochs, seed, verbose)
-    return FitResult(model, histories, validation, epochs)
-
-
-def _final_fit(build, x, y, recipe: Recipe, epochs: int, seed: int, verbose: int) -> keras.Model:
-    """The model to publish: fitted on all training rows, or the average of `recipe.ensemble`
-    such models, each from its own seed."""
-    models = []
-    for member in range(recipe.ensemble):
-        if verbose:
-            which = (
-                f" (ensemble member {member + 1}/{recipe.ensemble})" if recipe.ensemble > 1 else ""
             )
-            print(f"final fit on all {len(y)} training rows for {epochs} epochs{which}", flush=True)
+            .history
+        )
+    phase.done()
+    return histories
+
+
+def _final_fit(build, x, y, plan: HoldOut | KFold, epochs: int, seed: int, log: TrainingLog):
+    """The model to publish: fitted on all training rows, or the average of `plan.ensemble` such
+    models, each from its own seed."""
+    members = f", average of {plan.ensemble} models" if plan.ensemble > 1 else ""
+    phase = log.phase(f"final fit on all {len(y)} rows{members}", plan.ensemble * epochs)
+    models = []
+    for member in range(plan.ensemble):
+        if plan.ensemble > 1:
+            phase.note(f"model {member + 1}/{plan.ensemble}")
         set_seed(seed + member)
-        model = _compiled(build, recipe)
+        model = build()
         model.fit(
-            dataset(x, y, recipe.validation.batch_size, seed + member),
+            dataset(x, y, plan.batch_size, seed + member),
             epochs=epochs,
+            callbacks=[EpochReport(phase)],
             shuffle=False,
-            verbose=verbose,
+            verbose=0,
         )
         models.append(model)
+    phase.done()
     return average(models)
 
 
-def plot_curves(
-    histories: list[dict[str, list[float]]], metric: str, chosen_epoch: int, title: str, path: Path
-) -> None:
+def plot_curves(fitted: Fitted, metric: str, title: str, path) -> None:
     """Loss and metric per epoch, training vs validation (the mean over folds for K-fold), and the
     epoch count the final model was trained for."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, name in zip(axes, ("loss", metric), strict=True):
         for prefix, label, style in (("", "training", "-"), ("val_", "validation", "--")):
-            values = np.mean([h[prefix + name] for h in histories], axis=0)
+            values = np.mean([h[prefix + name] for h in fitted.histories], axis=0)
             axis.plot(np.arange(1, len(values) + 1), values, style, label=label)
-        axis.axvline(chosen_epoch, color="grey", linewidth=0.8, label=f"chosen: {chosen_epoch}")
+        axis.axvline(fitted.epochs, color="grey", linewidth=0.8, label=f"chosen: {fitted.epochs}")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
         axis.legend()
-    suffix = f" (mean of {len(histories)} folds)" if len(histories) > 1 else ""
+    suffix = f" (mean of {len(fitted.histories)} folds)" if len(fitted.histories) > 1 else ""
     figure.suptitle(title + suffix)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -1,25 +1,142 @@
-"""Writes new versions into the model repository, never over an existing one, and regenerates its
-README from the configs it finds."""
+"""The model repository's side of training: the gate a new version must pass, and writing it as a
+new version, never over an existing one, with the repository's README regenerated. No TensorFlow."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from service.repository import CURVES_FILE, ModelConfig, list_versions, read_config
+from service.encoding import TextEncoder, TextEncoding
+from service.repository import (
+    CURVES_FILE,
+    ModelConfig,
+    TabularEncoding,
+    Target,
+    TensorSpec,
+    list_versions,
+    read_config,
+)
+from trainer.sparse import Inputs
+
+if TYPE_CHECKING:  # only named here: the gate and evaluate must not import TensorFlow
+    from trainer.fit import Fitted
+
+GATE_FILE = "gate.json"
+DEFAULT_TOLERANCE = 0.01  # a new version may score at most 1% (relative) worse than the serving one
 
 
 class PublishError(Exception):
     pass
 
 
-def next_version(models_dir: Path, name: str) -> int:
+class ExportError(Exception):
+    """The exported graphs disagree with the model or its config; nothing is published."""
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the service needs to know about a model, besides its graph: the config's description."""
+
+    task: str
+    description: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    encoding: TextEncoding | TabularEncoding
+    labels: list[str] | None = None
+    target: Target | None = None
+
+
+@dataclass
+class Candidate:
+    """What a dataset module's `train` hands to the shared export and publish steps."""
+
+    fitted: Fitted
+    x_test: Inputs  # the test rows, encoded as the model takes them
+    encoder: TextEncoder | None  # text models: saved as the version's vocabulary
+    serving: Serving
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The comparison a new version passed (or was forced past): its test figure against the
+    newest published version's, both scored on the same test rows."""
+
+    metric: str
+    higher_is_better: bool
+    candidate: float
+    previous_version: int | None  # None: the first version of this model
+    previous: float | None
+    tolerance: float  # relative: how much worse than `previous` is still accepted
+    passed: bool
+    forced: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else ("forced" if self.forced else "refused")
+
+    def describe(self) -> str:
+        if self.previous_version is None:
+            return f"{self.metric} {self.candidate:.4f}; no earlier version to compare with"
+        return (
+            f"{self.metric} {self.candidate:.4f} against {self.previous:.4f} of version "
+            f"{self.previous_version} on the same test set (tolerance {self.tolerance:.1%})"
+        )
+
+
+class GateRefusedError(PublishError):
+    def __init__(self, gate: Gate, kept: Path):
+        super().__init__(
+            f"not published: {gate.describe()} is worse by more than the tolerance; the trained "
+            f"model is kept in {kept} for inspection; --force publishes it anyway"
+        )
+        self.gate, self.kept = gate, kept
+
+
+def gate(
+    metric: str,
+    candidate: float,
+    previous_version: int | None,
+    previous: float | None,
+    tolerance: float,
+    force: bool,
+) -> Gate:
+    higher_is_better = metric != "mae"
+    passed = previous is None or (
+        candidate >= previous * (1 - tolerance)
+        if higher_is_better
+        else candidate <= previous * (1 + tolerance)
+    )
+    return Gate(
+        metric, higher_is_better, candidate, previous_version, previous, tolerance, passed, force
+    )
+
+
+def newest_version(models_dir: Path, name: str) -> int | None:
     if not models_dir.is_dir():
-        return 1
-    return max(list_versions(models_dir).get(name, []), default=0) + 1
+        return None
+    return max(list_versions(models_dir).get(name, []), default=None)
+
+
+def next_version(models_dir: Path, name: str) -> int:
+    return (newest_version(models_dir, name) or 0) + 1
+
+
+def version_folder(models_dir: Path, name: str, version: int | None) -> Path:
+    """A version's folder; the newest version where none is given."""
+    version = version or newest_version(models_dir, name)
+    if version is None:
+        raise PublishError(f"{models_dir / name} has no versions")
+    folder = models_dir / name / str(version)
+    if not folder.is_dir():
+        raise PublishError(f"{folder} does not exist")
+    return folder
 
 
 def check_free(models_dir: Path, name: str, version: int) -> None:
@@ -31,22 +148,30 @@ def check_free(models_dir: Path, name: str, version: int) -> None:
 
 
 @contextmanager
-def staging(models_dir: Path, name: str):
-    """A scratch folder beside the model's versions; removed unless `publish` moved it."""
+def staging(models_dir: Path, name: str) -> Iterator[Path]:
+    """A scratch folder beside the model's versions. `publish` moves it into place; a version the
+    gate refused stays for inspection; anything else that stops the run removes it."""
     parent = models_dir / name
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
     try:
         yield folder
-    finally:
+    except GateRefusedError:
+        raise
+    except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def write_config(folder: Path, config: ModelConfig, passed: Gate) -> None:
+    (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n", "utf-8")
+    (folder / GATE_FILE).write_text(json.dumps(asdict(passed), indent=2) + "\n", "utf-8")
 
 
 def publish(folder: Path, config: ModelConfig, models_dir: Path) -> Path:
-    """Writes the config into the staged folder and moves it into place in one rename, so that a
-    reader never sees half a version."""
+    """Moves the staged folder (config written) into place in one rename, so that a reader never
+    sees half a version."""
     check_free(models_dir, config.name, config.version)
-    (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n", "utf-8")
     target = models_dir / config.name / str(config.version)
     os.rename(folder, target)
     read_config(target)  # what was written is what the service will read

@@ -1,10 +1,13 @@
-"""The command line: exit codes and messages people see, never a traceback."""
+"""The command line: exit codes and messages people see, never a traceback; `evaluate` without
+TensorFlow."""
 
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
+from tests.conftest import MODELS
 from trainer.cli import EXIT_DATA, EXIT_REPOSITORY, EXIT_USAGE, main
 
 
@@ -21,6 +24,8 @@ def trainer(*args: str) -> subprocess.CompletedProcess:
         (["train", "imdb", "--recipe", "fast"], "invalid choice: 'fast'"),
         (["train", "imdb", "--epochs", "0"], "must be a positive integer"),
         (["train", "imdb", "--seed", "-1"], "must be a non-negative integer"),
+        (["train", "imdb", "--tolerance", "2"], "must be at least 0 and below 1"),
+        (["train", "imdb", "--test-file", "t.jsonl"], "train needs --train-file"),
         (["evaluate"], "the following arguments are required: dataset"),
     ],
 )
@@ -29,6 +34,13 @@ def test_bad_arguments_exit_2_with_a_message(args, message):
     assert result.returncode == EXIT_USAGE
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_shows_the_defaults():
+    result = trainer("train", "--help")
+    assert "(default: best)" in result.stdout
+    assert "(default: 0.01)" in result.stdout
+    assert "(default: None)" not in result.stdout
 
 
 def test_missing_data_dir_exits_3_naming_it(tmp_path):
@@ -47,18 +59,6 @@ def test_missing_data_file_exits_3_naming_it(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_train_then_evaluate_then_refuse_to_overwrite(synthetic_data_dir, tmp_path, capsys):
-    repository = str(tmp_path / "models")
-    data = ["--data-dir", str(synthetic_data_dir)]
-    train = ["train", "boston", "--recipe", "book", "--epochs", "2", "--quiet", "--out", repository]
-    assert main([*train, *data]) == 0
-    assert "published" in capsys.readouterr().out
-    assert main(["evaluate", "boston", "--models", repository, *data]) == 0
-    assert capsys.readouterr().out.count(" ok") == 2
-    assert main([*train, "--version", "1", *data]) == EXIT_REPOSITORY
-    assert "versions are never overwritten" in capsys.readouterr().err
-
-
 def test_evaluate_unknown_version_exits_5(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TRAINER_DATA_DIR", raising=False)
     (tmp_path / "boston").mkdir()
@@ -66,3 +66,43 @@ def test_evaluate_unknown_version_exits_5(tmp_path, capsys, monkeypatch):
         main(["evaluate", "boston", "--models", str(tmp_path), "--version", "3"]) == EXIT_REPOSITORY
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+# Not in the `serve` extra (rich), or heavy: none of them may be needed to evaluate.
+HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "rich")
+
+
+def imports_after(argv: list[str]) -> subprocess.CompletedProcess:
+    """Runs the trainer's `main(argv)` in a fresh interpreter and prints its exit code and which
+    of the heavy modules it imported."""
+    script = textwrap.dedent(f"""
+        import sys
+        from trainer.cli import main
+        code = main({argv!r})
+        print(code, sorted(m for m in {HEAVY!r} + ("onnxruntime",) if m in sys.modules))
+    """)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_evaluate_runs_on_onnxruntime_and_numpy_only(tmp_path):
+    """The committed Boston version scored on a CSV of houses: no TensorFlow, Keras or tf2onnx."""
+    houses = tmp_path / "houses.csv"
+    columns = "crim,zn,indus,chas,nox,rm,age,dis,rad,tax,ptratio,b,lstat,price"
+    houses.write_text(
+        f"{columns}\n0.1,10,5,0,0.5,6,50,4,4,300,16,390,8,24\n0.5,0,10,1,0.6,5,90,2,5,400,20,380,20,14\n"
+    )
+    result = imports_after(
+        ["evaluate", "boston", "--models", str(MODELS), "--test-file", str(houses)]
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 ['onnxruntime']"
+    assert "mae" in result.stdout
+
+
+def test_a_missing_version_is_reported_before_any_heavy_import(tmp_path):
+    (tmp_path / "boston").mkdir()
+    result = imports_after(["evaluate", "boston", "--models", str(tmp_path), "--version", "7"])
+    assert result.stdout.splitlines()[-1] == f"{EXIT_REPOSITORY} []"
+    assert "does not exist" in result.stderr

@@ -5,7 +5,7 @@ import pytest
 
 from service.repository import list_versions, read_config
 from tests.conftest import MODELS
-from trainer import pipeline
+from trainer import boston, evaluate, imdb, reuters
 
 VERSIONS = [(name, v) for name, versions in list_versions(MODELS).items() for v in versions]
 
@@ -16,11 +16,9 @@ def test_the_repository_holds_all_three_models():
 
 @pytest.mark.parametrize(("name", "version"), VERSIONS)
 def test_each_version_reads_and_names_its_graph_io(name, version):
-    from trainer.export import onnx_session
-
     folder = MODELS / name / str(version)
     config = read_config(folder)
-    session = onnx_session(folder / "model.onnx")
+    session = evaluate.onnx_session(folder / "model.onnx")
     assert [(i.name, i.shape[1]) for i in session.get_inputs()] == [
         (s.name, s.shape[1]) for s in config.inputs
     ]
@@ -32,22 +30,15 @@ def test_each_version_reads_and_names_its_graph_io(name, version):
 @pytest.mark.real_data
 @pytest.mark.parametrize(("name", "version"), VERSIONS)
 def test_evaluate_reproduces_the_committed_test_metrics(real_data_dir, name, version):
-    config, metrics = pipeline.evaluate(name, version, data_dir=real_data_dir, models_dir=MODELS)
+    config, metrics = evaluate.evaluate(name, version, data_dir=real_data_dir, models_dir=MODELS)
     assert metrics == pytest.approx(config.metrics.test, abs=1e-4)
 
 
-BEST_TARGETS = {
-    "imdb": ("accuracy", 0.900),
-    "reuters": ("accuracy", 0.815),
-    "boston": ("mae", 2.35),
-}
-
-
-@pytest.mark.parametrize("name", sorted(BEST_TARGETS))
-def test_newest_best_models_meet_the_targets(name):
+@pytest.mark.parametrize("module", [imdb, reuters, boston], ids=lambda m: m.__name__)
+def test_newest_best_models_meet_the_targets(module):
+    name = module.__name__.rsplit(".", 1)[-1]
     newest = max(v for n, v in VERSIONS if n == name)
     config = read_config(MODELS / name / str(newest))
     assert config.training.recipe == "best"
-    metric, target = BEST_TARGETS[name]
-    value = config.metrics.test[metric]
-    assert value <= target if metric == "mae" else value >= target
+    value = config.metrics.test[module.METRIC]
+    assert value <= module.TARGET if module.METRIC == "mae" else value >= module.TARGET

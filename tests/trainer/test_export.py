@@ -1,33 +1,37 @@
+import keras
 import numpy as np
 import onnx
 import pytest
 
 from service.repository import TensorSpec
+from trainer.evaluate import onnx_session
 from trainer.export import (
     ExportError,
     check_parity,
     check_signature,
     export_onnx,
     export_saved_model,
-    onnx_session,
 )
-from trainer.models import price_regressor
-from trainer.recipes import Network
 
 INPUT = TensorSpec(name="features", datatype="FP32", shape=[-1, 3])
 OUTPUT = TensorSpec(name="price", datatype="FP32", shape=[-1, 1])
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    rng = np.random.RandomState(0)
-    model = price_regressor(
-        rng.rand(3).astype("float32"), rng.rand(3).astype("float32") + 1, Network(hidden=[4])
-    )
+def export_model(folder, offset: float = 0.0):
+    """A small regression model whose outputs are shifted by `offset`, exported into `folder`."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,), name="features")
+    hidden = keras.layers.Dense(4, "relu")(keras.layers.Rescaling(0.5, offset=-1.0)(inputs))
+    outputs = keras.layers.Rescaling(1.0, offset=offset)(keras.layers.Dense(1)(hidden))
+    model = keras.Model(inputs, outputs)
     export_saved_model(model, INPUT, OUTPUT, folder / "saved_model")
     export_onnx(lambda x: model(x, training=False), INPUT, OUTPUT, folder / "model.onnx")
     return model, folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_model(tmp_path_factory.mktemp("export"))
 
 
 def batches():
@@ -96,3 +100,22 @@ def test_signature_check_names_the_mismatch(exported):
         check_signature(
             proto, [INPUT], [TensorSpec(name="price", datatype="FP32", shape=[-1, 2])], folder
         )
+
+
+def test_parity_is_relative_for_outputs_above_one(tmp_path):
+    """Prices near 1000 are exact to ~6e-5 in float32: the tolerance scales with them."""
+    model, folder = export_model(tmp_path, offset=1000.0)
+
+    def parity_with(shift: float):
+        return check_parity(
+            lambda x: model(x, training=False).numpy() + shift,
+            folder / "saved_model",
+            folder / "model.onnx",
+            batches,
+            "regression",
+        )
+
+    parity, _ = parity_with(5e-3)  # 5e-6 relative
+    assert parity.max_abs_diff_onnx > 1e-5
+    with pytest.raises(ExportError, match="disagree"):
+        parity_with(2e-2)  # 2e-5 relative

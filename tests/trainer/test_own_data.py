@@ -1,0 +1,157 @@
+"""Training and evaluating on the user's own files: JSON Lines or CSV of text,label for the text
+models, CSV of the 13 named columns and the price for Boston; bad files stop before training."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from service.catalog import BOSTON_FEATURES
+from service.repository import read_config
+from trainer import data
+from trainer.cli import EXIT_DATA, EXIT_USAGE, main
+
+COLUMNS = [*data.BOSTON_COLUMNS, "price"]
+
+
+@pytest.fixture
+def reviews_jsonl(synthetic_data_dir, tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    reviews = data.read_reviews(synthetic_data_dir / "aclImdb.tar.gz")["train"]
+    with open(path, "w") as stream:
+        for text, label in reviews:
+            stream.write(
+                json.dumps({"text": text, "label": ["negative", "positive"][label]}) + "\n"
+            )
+    return path
+
+
+def write_houses(path, x, y):
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(COLUMNS)
+        writer.writerows([*row, price] for row, price in zip(x.tolist(), y.tolist(), strict=True))
+    return path
+
+
+@pytest.fixture
+def houses_csv(synthetic_data_dir, tmp_path):
+    with np.load(synthetic_data_dir / "boston_housing.npz") as archive:
+        x, y = archive["x"], archive["y"]
+    # Into the range each column's definition allows (the synthetic houses ignore it).
+    x = np.clip(
+        x, [f.minimum or 0 for f in BOSTON_FEATURES], [f.maximum or 1e4 for f in BOSTON_FEATURES]
+    )
+    return write_houses(tmp_path / "train.csv", x[:90], y[:90]), write_houses(
+        tmp_path / "test.csv", x[90:], y[90:]
+    )
+
+
+@pytest.mark.usefixtures("tiny_recipes")
+def test_a_text_model_trains_and_evaluates_on_your_jsonl(
+    synthetic_data_dir, reviews_jsonl, tmp_path, capsys
+):
+    common = ["--data-dir", str(synthetic_data_dir), "--train-file", str(reviews_jsonl)]
+    models = tmp_path / "models"
+    assert (
+        main(["train", "imdb", "--recipe", "book", "--quiet", "--out", str(models), *common]) == 0
+    )
+    config = read_config(models / "imdb/1")
+    assert config.training.data_files == {
+        "imdb_word_index.json": data.sha256_of(synthetic_data_dir / "imdb_word_index.json"),
+        str(reviews_jsonl): data.sha256_of(reviews_jsonl),
+    }
+    assert config.export.parity_rows == 12  # the last 20% of the 60 reviews
+    capsys.readouterr()
+    assert main(["evaluate", "imdb", "--models", str(models), *common]) == 0
+    assert capsys.readouterr().out.count(" ok") == 2
+
+
+@pytest.mark.usefixtures("tiny_recipes")
+def test_boston_trains_on_your_csv_and_tests_on_your_test_file(houses_csv, tmp_path, capsys):
+    train_csv, test_csv = houses_csv
+    models = tmp_path / "models"
+    own = ["--train-file", str(train_csv), "--test-file", str(test_csv)]
+    assert main(["train", "boston", "--recipe", "book", "--quiet", "--out", str(models), *own]) == 0
+    config = read_config(models / "boston/1")
+    assert set(config.training.data_files) == {str(train_csv), str(test_csv)}
+    assert config.export.parity_rows == 30
+    capsys.readouterr()
+    assert main(["evaluate", "boston", "--models", str(models), "--test-file", str(test_csv)]) == 0
+    assert capsys.readouterr().out.count(" ok") == 2
+
+
+def test_the_held_out_share_is_the_keras_split_of_the_file(houses_csv):
+    train_csv, _ = houses_csv
+    own = data.OwnFiles(train=train_csv, test_share=0.2)
+    first, second = data.load("boston", None, own), data.load("boston", None, own)
+    assert (len(first.x_train), len(first.x_test)) == (72, 18)
+    assert np.array_equal(first.x_test, second.x_test)
+    rows = np.loadtxt(train_csv, delimiter=",", skiprows=1, dtype=np.float32)
+    order = np.arange(90)
+    np.random.RandomState(113).shuffle(order)
+    assert np.array_equal(first.y_test, rows[order[72:], -1])
+
+
+BAD_FILES = [
+    (
+        "reviews.jsonl",
+        '{"text": "good", "label": "positive"}\n\n{"text": "meh", "label": "happy"}\n',
+        r"reviews\.jsonl, line 3, field 'label': 'happy' is not one of the model's labels "
+        r"\(negative, positive\)",
+    ),
+    ("reviews.jsonl", '{"text": "good", "label": "positive"}\n{"text": "x"\n', "line 2: not JSON"),
+    ("reviews.csv", "text,label\ngood,positive\n,negative\n", "line 3, field 'text': missing"),
+    (
+        "reviews.csv",
+        "review,label\ngood,positive\n",
+        r"line 1: the header lacks the columns \['text'\]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("file_name", "content", "message"), BAD_FILES)
+def test_a_bad_text_file_names_file_line_and_field(
+    synthetic_data_dir, tmp_path, capsys, file_name, content, message
+):
+    path = tmp_path / file_name
+    path.write_text(content)
+    models = tmp_path / "models"
+    options = ["--data-dir", str(synthetic_data_dir), "--train-file", str(path)]
+    assert main(["train", "imdb", "--out", str(models), *options]) == EXIT_DATA
+    assert re.search(message, capsys.readouterr().err)
+    assert not models.exists()  # stopped before anything trained
+
+
+def house(**changes):
+    values = dict.fromkeys(COLUMNS, "1")
+    values.update(changes)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (house(rm="many"), r"houses\.csv, line 3, field 'rm': 'many' is not a number"),
+        (house(zn="150"), r"line 3, field 'zn': 150\.0 is outside \[0\.0, 100\.0\]"),
+        (house(price=""), r"line 3, field 'price': missing or empty"),
+    ],
+)
+def test_a_bad_houses_file_names_file_line_and_field(tmp_path, record, message):
+    path = tmp_path / "houses.csv"
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, COLUMNS)
+        writer.writeheader()
+        writer.writerows([house(), record])
+    with pytest.raises(data.DataError, match=message):
+        data.load("boston", None, data.OwnFiles(train=path))
+
+
+def test_own_files_are_for_one_model(tmp_path, capsys):
+    path = tmp_path / "houses.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "all", "--train-file", str(path)])
+    assert exit_.value.code == EXIT_USAGE
+    assert "one model, not all" in capsys.readouterr().err

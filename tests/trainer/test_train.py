@@ -1,0 +1,211 @@
+"""`trainer train` end to end on tiny synthetic data: load → fit → export → parity → gate →
+publish, then `trainer evaluate` and `trainer export` on what it published."""
+
+import json
+
+import numpy as np
+import pytest
+
+from service.catalog import BOSTON_FEATURES, REUTERS_LABELS
+from service.encoding import TextEncoder
+from service.repository import list_versions, read_config
+from tests.trainer.conftest import TINY
+from trainer import boston, data, evaluate, export
+from trainer.cli import EXIT_EXPORT, EXIT_GATE, EXIT_REPOSITORY, main
+
+pytestmark = pytest.mark.usefixtures("tiny_recipes")
+
+
+def train(data_dir, models_dir, name, *options):
+    source = ["--data-dir", str(data_dir), "--out", str(models_dir)]
+    return main(["train", name, "--seed", "7", "--quiet", *source, *options])
+
+
+def test_reuters_version_is_complete_and_self_describing(synthetic_data_dir, tmp_path):
+    assert train(synthetic_data_dir, tmp_path, "reuters") == 0
+    folder = tmp_path / "reuters" / "1"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "curves.png",
+        "gate.json",
+        "model.onnx",
+        "saved_model",
+        "training.log",
+        "vocabulary.json",
+    ]
+    config = read_config(folder)
+    assert config.labels == REUTERS_LABELS
+    assert config.inputs[0].shape == [-1, config.encoding.dim]
+    assert config.outputs[0].name == "probabilities"
+    assert config.outputs[0].shape == [-1, 46]
+    assert config.encoding.features == "ngrams"
+    assert config.encoding.ngram_max == 2
+    assert set(config.metrics.test) == set(config.metrics.validation) == {"accuracy", "loss"}
+    assert config.training.recipe == "best"
+    assert config.training.seed == 7
+    assert config.training.hyperparameters["hidden"] == [16]
+    assert config.training.hyperparameters["training"]["ensemble"] == 2
+    assert set(config.training.data_files) == {"reuters.npz", "reuters_word_index.json"}
+    assert {"tensorflow", "keras", "tf2onnx", "onnxruntime"} <= set(
+        config.training.library_versions
+    )
+    assert config.export.opset == 17
+    assert config.export.labels_identical is True
+    assert config.export.max_abs_diff_onnx <= 1e-5
+    assert not list((tmp_path / "reuters").glob(".staging-*"))
+
+
+def test_the_log_has_every_epoch_of_every_phase(synthetic_data_dir, tmp_path):
+    assert train(synthetic_data_dir, tmp_path, "boston") == 0
+    log = (tmp_path / "boston/1/training.log").read_text()
+    assert "== 3-fold validation" in log
+    assert "== final fit on all 96 rows, average of 2 models" in log
+    epochs = read_config(tmp_path / "boston/1").training.epochs
+    # 3 folds × the recipe's epochs, then 2 ensemble members × the chosen epochs.
+    folds = TINY[(boston, "best")].training
+    assert log.count("\nepoch ") == folds.folds * folds.epochs + 2 * epochs
+    assert "val_mae" in log
+
+
+def test_evaluate_recomputes_the_configs_test_metrics(synthetic_data_dir, tmp_path, capsys):
+    train(synthetic_data_dir, tmp_path, "reuters")
+    config, metrics = evaluate.evaluate(
+        "reuters", None, data_dir=synthetic_data_dir, models_dir=tmp_path
+    )
+    assert metrics == pytest.approx(config.metrics.test, abs=1e-6)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "reuters",
+                "--models",
+                str(tmp_path),
+                "--data-dir",
+                str(synthetic_data_dir),
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.count(" ok") == 2
+
+
+def test_same_seed_and_data_give_the_same_model(synthetic_data_dir, tmp_path):
+    for repository in ("a", "b"):
+        assert train(synthetic_data_dir, tmp_path / repository, "reuters") == 0
+    first, second = (read_config(tmp_path / r / "reuters/1") for r in "ab")
+    assert first.metrics == second.metrics
+    assert first.training.epochs == second.training.epochs
+    vocabularies = [
+        json.loads((tmp_path / r / "reuters/1/vocabulary.json").read_text()) for r in "ab"
+    ]
+    assert vocabularies[0] == vocabularies[1]
+
+
+def test_new_runs_get_new_versions_and_never_overwrite(synthetic_data_dir, tmp_path, capsys):
+    for _ in range(2):
+        assert train(synthetic_data_dir, tmp_path, "imdb", "--recipe", "book") == 0
+    assert list_versions(tmp_path) == {"imdb": [1, 2]}
+    before = (tmp_path / "imdb/1/config.json").read_bytes()
+    capsys.readouterr()
+    options = ["--recipe", "book", "--version", "1"]
+    assert train(synthetic_data_dir, tmp_path, "imdb", *options) == EXIT_REPOSITORY
+    assert "versions are never overwritten" in capsys.readouterr().err
+    assert (tmp_path / "imdb/1/config.json").read_bytes() == before
+    index = (tmp_path / "README.md").read_text()
+    assert "| imdb | 1 | book | 7 |" in index
+    assert "| imdb | 2 | book | 7 |" in index
+
+
+def test_the_gate_refuses_a_worse_version_keeps_it_and_force_publishes_it(
+    synthetic_data_dir, tmp_path, capsys
+):
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "3") == 0
+    serving = read_config(tmp_path / "boston/1").metrics.test["mae"]
+    capsys.readouterr()
+
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "1") == (
+        EXIT_GATE
+    )
+    out = capsys.readouterr().out
+    assert list_versions(tmp_path) == {"boston": [1]}
+    (kept,) = (tmp_path / "boston").glob(".staging-*")
+    refused = json.loads((kept / "gate.json").read_text())
+    assert refused["previous_version"] == 1
+    assert refused["previous"] == pytest.approx(serving)
+    assert refused["candidate"] > serving * 1.01
+    assert refused["passed"] is False
+    assert f"against {serving:.4f} of version 1" in out.replace("\n", " ")
+    assert f"mae {refused['candidate']:.4f}" in out
+    assert (kept / "model.onnx").is_file()
+
+    assert (
+        train(
+            synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "1", "--force"
+        )
+        == 0
+    )
+    forced = json.loads((tmp_path / "boston/2/gate.json").read_text())
+    assert (forced["passed"], forced["forced"]) == (False, True)
+
+
+def test_a_version_within_the_tolerance_passes(synthetic_data_dir, tmp_path):
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "3") == 0
+    options = ["--recipe", "book", "--epochs", "1", "--tolerance", "0.9"]
+    assert train(synthetic_data_dir, tmp_path, "boston", *options) == 0
+    passed = json.loads((tmp_path / "boston/2/gate.json").read_text())
+    assert (passed["passed"], passed["forced"], passed["tolerance"]) == (True, False, 0.9)
+
+
+def test_text_model_learned_the_reviews_it_answers_as_raw_text(synthetic_data_dir, tmp_path):
+    """Through the saved encoder, the model tells the synthetic test reviews apart (their cue words
+    decide the label): a model that learned nothing would be right about half the time."""
+    train(synthetic_data_dir, tmp_path, "imdb", "--recipe", "book")
+    folder = tmp_path / "imdb/1"
+    config = read_config(folder)
+    assert config.labels == ["negative", "positive"]
+    encoder = TextEncoder.load(config.encoding, folder)
+    session = evaluate.onnx_session(folder / "model.onnx")
+    reviews = data.read_reviews(synthetic_data_dir / "aclImdb.tar.gz")["test"]
+    rows = encoder.encode([text for text, _ in reviews])
+    assert rows.shape == (len(reviews), 13)
+    probabilities = session.run(None, {"encoded_text": rows})[0]
+    assert probabilities.shape == (len(reviews), 1)
+    accuracy = ((probabilities[:, 0] > 0.5) == np.array([label for _, label in reviews])).mean()
+    assert accuracy >= 0.9, accuracy
+
+
+def test_boston_graph_takes_raw_named_features_and_learned_the_prices(synthetic_data_dir, tmp_path):
+    """On the synthetic test houses (prices linear in the features), the graph's error is well
+    below that of always answering the mean training price."""
+    train(synthetic_data_dir, tmp_path, "boston")
+    config = read_config(tmp_path / "boston/1")
+    assert [f.name for f in config.encoding.features] == [f.name for f in BOSTON_FEATURES]
+    assert config.target.unit == "$1000s"
+    assert config.labels is None
+    assert set(config.metrics.test) == {"mae", "mse"}
+    session = evaluate.onnx_session(tmp_path / "boston/1/model.onnx")
+    assert [i.name for i in session.get_inputs()] == ["features"]
+    houses = data.load_boston(synthetic_data_dir)
+    prices = session.run(None, {"features": houses.x_test.astype(np.float32)})[0]
+    assert prices.shape == (len(houses.x_test), 1)
+    mae = np.abs(prices[:, 0] - houses.y_test).mean()
+    baseline = np.abs(houses.y_train.mean() - houses.y_test).mean()
+    assert mae < 0.5 * baseline, (mae, baseline)
+
+
+def test_failed_parity_publishes_nothing(synthetic_data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)
+    assert train(synthetic_data_dir, tmp_path, "boston") == EXIT_EXPORT
+    assert "disagree" in capsys.readouterr().err
+    assert list((tmp_path / "boston").iterdir()) == []
+
+
+def test_reexport_rewrites_onnx_only_after_parity(synthetic_data_dir, tmp_path):
+    train(synthetic_data_dir, tmp_path, "boston")
+    trained = read_config(tmp_path / "boston/1")
+    updated = export.reexport("boston", 1, data_dir=synthetic_data_dir, models_dir=tmp_path)
+    assert updated.export.max_abs_diff_onnx <= 1e-5
+    assert updated.metrics == trained.metrics
+    _, metrics = evaluate.evaluate("boston", 1, data_dir=synthetic_data_dir, models_dir=tmp_path)
+    assert metrics == pytest.approx(trained.metrics.test, abs=1e-5)

@@ -1,0 +1,131 @@
+"""The steps after training that every model shares: export and parity, the test metrics, the gate
+against the newest published version, and the new version in the model repository."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from service.repository import CURVES_FILE, Metrics, ModelConfig, Training, read_config
+from trainer import data, export, publish
+from trainer.evaluate import score, score_version
+from trainer.fit import plot_curves
+from trainer.publish import Candidate, Gate
+from trainer.report import LOG_FILE, TrainingLog
+
+
+@dataclass(frozen=True)
+class Released:
+    folder: Path
+    config: ModelConfig
+    gate: Gate
+
+
+def release(
+    name: str,
+    candidate: Candidate,
+    dataset: data.TextDataset | data.TabularDataset,
+    *,
+    recipe_name: str,
+    recipe: object,
+    metric: str,
+    seed: int,
+    models_dir: Path,
+    version: int,
+    tolerance: float,
+    force: bool,
+    log: TrainingLog,
+    started: float,
+) -> Released:
+    """Exports the candidate into a staging folder and publishes it as `version` if it passes
+    parity and the gate; `publish.GateRefusedError` keeps the staging folder for inspection."""
+    serving, fitted = candidate.serving, candidate.fitted
+    with publish.staging(models_dir, name) as folder:
+        parity, outputs = export.export_model(
+            fitted.model, serving.inputs, serving.outputs, candidate.x_test, serving.task, folder
+        )
+        if candidate.encoder is not None:
+            candidate.encoder.save(folder)
+        plot_curves(
+            fitted,
+            metric,
+            f"{name} v{version}, recipe {recipe_name}, seed {seed}",
+            folder / CURVES_FILE,
+        )
+        (folder / LOG_FILE).write_text(log.text(), "utf-8")
+        test = score(serving.task, dataset.y_test, outputs)
+        config = ModelConfig(
+            name=name,
+            version=version,
+            description=serving.description,
+            task=serving.task,
+            inputs=serving.inputs,
+            outputs=serving.outputs,
+            labels=serving.labels,
+            target=serving.target,
+            encoding=serving.encoding,
+            metrics=Metrics(
+                test=test, validation={k: float(v) for k, v in fitted.validation.items()}
+            ),
+            training=Training(
+                recipe=recipe_name,
+                hyperparameters=asdict(recipe),
+                seed=seed,
+                epochs=fitted.epochs,
+                data_files=dataset.files,
+                library_versions=library_versions(),
+                duration_s=round(time.monotonic() - started, 1),
+                trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                machine=machine(),
+            ),
+            export=export.export_info(parity),
+        )
+        previous_version = publish.newest_version(models_dir, name)
+        previous = None
+        if previous_version is not None:
+            previous_folder = models_dir / name / str(previous_version)
+            previous_scores = score_version(previous_folder, read_config(previous_folder), dataset)
+            previous = previous_scores[metric]
+        passed = publish.gate(metric, test[metric], previous_version, previous, tolerance, force)
+        publish.write_config(folder, config, passed)
+        if not (passed.passed or force):
+            raise publish.GateRefusedError(passed, folder)
+        target = publish.publish(folder, config, models_dir)
+    publish.write_index(models_dir)
+    return Released(target, config, passed)
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name, distributions in (
+        ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+        *((name, (name,)) for name in ("keras", "tf2onnx", "onnx", "onnxruntime", "numpy")),
+    ):
+        for distribution in distributions:
+            try:
+                found[name] = package_version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+
+
+def machine() -> str:
+    """e.g. 'Linux x86_64, 2 CPUs (Intel(R) Xeon(R) …)'."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs ({model or 'unknown CPU'})"

@@ -1,0 +1,65 @@
+"""What the two text models share: their recipe's features, the encoder learned from the training
+texts, and the encoded rows. The encoder is `service.encoding`'s, so training and serving encode
+alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
+from trainer.data import cap_words
+from trainer.fit import HoldOut
+from trainer.sparse import SparseRows
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """How word-id sequences become the model's input row."""
+
+    num_words: int  # keras.datasets' num_words: rarer words are out of vocabulary
+    vocabulary_size: int | None = None  # None: a column per word id; else the most frequent n-grams
+    ngram_max: int = 1  # with a vocabulary: words (1), or words and word pairs (2)
+    min_df: int = 2  # with a vocabulary: n-grams in fewer training texts are left out
+    log_count_idf: bool = False  # log(1 + count) × idf instead of multi-hot (0/1)
+
+
+@dataclass(frozen=True)
+class TextRecipe:
+    features: TextFeatures
+    hidden: list[int]
+    dropout: float
+    training: HoldOut
+
+
+def fit_encoder(
+    features: TextFeatures, word_index: dict[str, int], train: list[list[int]]
+) -> TextEncoder:
+    """The recipe's encoder. Its n-gram vocabulary and idf weights are learned from the training
+    texts (never their labels)."""
+    train = cap_words(train, features.num_words)
+    ngrams = None
+    if features.vocabulary_size is not None:
+        ngrams = fit_ngram_vocabulary(
+            train, features.num_words, features.ngram_max, features.vocabulary_size, features.min_df
+        )
+    settings = {
+        "num_words": features.num_words,
+        "features": "ngrams" if ngrams is not None else "word_ids",
+        "ngram_max": features.ngram_max,
+        "dim": len(ngrams) if ngrams is not None else features.num_words,
+    }
+    if not features.log_count_idf:
+        return TextEncoder.from_word_index(word_index, TextEncoding(**settings), ngrams)
+    presence = TextEncoder.from_word_index(word_index, TextEncoding(**settings), ngrams)
+    _, columns, _ = presence.coordinates(train)
+    document_frequency = np.bincount(columns, minlength=presence.encoding.dim)
+    encoding = TextEncoding(**settings, weighting="log_count_idf")
+    idf = smooth_idf(document_frequency, len(train))
+    return TextEncoder.from_word_index(word_index, encoding, ngrams, idf)
+
+
+def encode(encoder: TextEncoder, sequences: list[list[int]]) -> SparseRows:
+    rows, columns, values = encoder.coordinates(cap_words(sequences, encoder.encoding.num_words))
+    return SparseRows(rows, columns, values, (len(sequences), encoder.encoding.dim))
