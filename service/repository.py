@@ -99,6 +99,20 @@ class Export(_Strict):
     labels_identical: bool | None = None
 
 
+class Gate(_Strict):
+    """The comparison this version passed (or was forced past) when the trainer published it: its
+    test figure against the newest published version's, both scored on the same test rows."""
+
+    metric: str
+    higher_is_better: bool
+    candidate: float
+    previous_version: int | None = Field(description="None: the model's first version")
+    previous: float | None
+    tolerance: float = Field(description="relative: how much worse than `previous` is accepted")
+    passed: bool
+    forced: bool = False
+
+
 class ModelConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     version: int = Field(ge=1)
@@ -115,6 +129,7 @@ class ModelConfig(_Strict):
     metrics: Metrics
     training: Training
     export: Export
+    gate: Gate | None = Field(None, description="versions published through the trainer's gate")
 
     @model_validator(mode="after")
     def _labels_fit_task(self) -> ModelConfig:

@@ -3,7 +3,6 @@ new version, never over an existing one, with the repository's README regenerate
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service import repository
 from service.encoding import TextEncoder, TextEncoding
 from service.repository import (
     CURVES_FILE,
@@ -28,7 +28,6 @@ from trainer.sparse import Inputs
 if TYPE_CHECKING:  # only named here: the gate and evaluate must not import TensorFlow
     from trainer.fit import Fitted
 
-GATE_FILE = "gate.json"
 DEFAULT_TOLERANCE = 0.01  # a new version may score at most 1% (relative) worse than the serving one
 
 
@@ -164,8 +163,10 @@ def staging(models_dir: Path, name: str) -> Iterator[Path]:
 
 
 def write_config(folder: Path, config: ModelConfig, passed: Gate) -> None:
+    """The version's config, the gate's comparison in it (the service shows it in metadata)."""
+    record = repository.Gate(**asdict(passed))
+    config = config.model_copy(update={"gate": record})
     (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n", "utf-8")
-    (folder / GATE_FILE).write_text(json.dumps(asdict(passed), indent=2) + "\n", "utf-8")
 
 
 def publish(folder: Path, config: ModelConfig, models_dir: Path) -> Path:

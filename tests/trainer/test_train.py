@@ -27,7 +27,6 @@ def test_reuters_version_is_complete_and_self_describing(synthetic_data_dir, tmp
     assert sorted(p.name for p in folder.iterdir()) == [
         "config.json",
         "curves.png",
-        "gate.json",
         "model.onnx",
         "saved_model",
         "training.log",
@@ -130,7 +129,7 @@ def test_the_gate_refuses_a_worse_version_keeps_it_and_force_publishes_it(
     out = capsys.readouterr().out
     assert list_versions(tmp_path) == {"boston": [1]}
     (kept,) = (tmp_path / "boston").glob(".staging-*")
-    refused = json.loads((kept / "gate.json").read_text())
+    refused = json.loads((kept / "config.json").read_text())["gate"]
     assert refused["previous_version"] == 1
     assert refused["previous"] == pytest.approx(serving)
     assert refused["candidate"] > serving * 1.01
@@ -145,7 +144,7 @@ def test_the_gate_refuses_a_worse_version_keeps_it_and_force_publishes_it(
         )
         == 0
     )
-    forced = json.loads((tmp_path / "boston/2/gate.json").read_text())
+    forced = read_config(tmp_path / "boston/2").gate.model_dump()
     assert (forced["passed"], forced["forced"]) == (False, True)
 
 
@@ -153,7 +152,7 @@ def test_a_version_within_the_tolerance_passes(synthetic_data_dir, tmp_path):
     assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "3") == 0
     options = ["--recipe", "book", "--epochs", "1", "--tolerance", "0.9"]
     assert train(synthetic_data_dir, tmp_path, "boston", *options) == 0
-    passed = json.loads((tmp_path / "boston/2/gate.json").read_text())
+    passed = read_config(tmp_path / "boston/2").gate.model_dump()
     assert (passed["passed"], passed["forced"], passed["tolerance"]) == (True, False, 0.9)
 
 
