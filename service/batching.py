@@ -84,9 +84,6 @@ def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
     return out
 
 
-INLINE_RETRY = 64  # every this many runs, a batch size timed slow in a thread is timed on the loop
-
-
 class _Request:
     __slots__ = ("deadline", "future", "queued_at", "rows")
 
@@ -122,7 +119,6 @@ class Batcher:
         self._last_batch_requests = 1
         self._closed = False
         self._seconds: dict[int, float] = {}  # recent run time by batch size bucket
-        self._runs: dict[int, int] = {}  # runs by batch size bucket
 
     @staticmethod
     def _bucket(rows: int) -> int:
@@ -174,21 +170,14 @@ class Batcher:
         rows = sum(len(p) for p in parts)
         bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
-        runs = self._runs[bucket] = self._runs.get(bucket, 0) + 1
-        # A run in a thread is timed with its wait for the GIL on the way back, which can make a
-        # fast batch size look slow for good; so a slow one is timed on the loop now and then.
-        retry = self.settings.inline_below_ms > 0 and runs % INLINE_RETRY == 0
-        inline = expected is not None and (expected * 1000 < self.settings.inline_below_ms or retry)
-        if inline:
+        if expected is not None and expected * 1000 < self.settings.inline_below_ms:
             out, started, seconds = self._timed_run(parts)
         else:
             loop = asyncio.get_running_loop()
             out, started, seconds = await loop.run_in_executor(
                 self._executor, self._timed_run, parts
             )
-        # On the loop, the time is the run's own: it replaces the estimate.
-        blended = inline or expected is None
-        self._seconds[bucket] = seconds if blended else 0.8 * expected + 0.2 * seconds
+        self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
         self._on_batch(rows, seconds, [started - queued for queued in queued_at])
         return out
 

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.batching import INLINE_RETRY, Batcher, SparseRows, assemble
+from service.batching import Batcher, SparseRows, assemble
 from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
 from tests.service.support import (
@@ -346,25 +346,3 @@ def test_concurrent_requests_are_batched_by_the_app(name):
     assert histogram["sum"] == 2 * len(rows)  # every row inferred once per request
     assert histogram["count"] > histogram["bucket<=1.0"]  # batches of more than one row
     assert histogram["count"] < 2 * len(rows)  # fewer inference calls than requests
-
-
-def test_a_batch_size_timed_slow_once_gets_back_to_the_event_loop():
-    """A run in a thread is timed with its wait for the GIL: a fast size timed slow once would stay
-    in threads for good; it is timed on the loop again every INLINE_RETRY runs."""
-
-    async def scenario(batcher, model):
-        threads, loop_thread = [], threading.get_ident()
-
-        def run_model(batch):  # as if the way back from a thread always waited for the GIL
-            threads.append(threading.get_ident())
-            time.sleep(0.01 if threading.get_ident() != loop_thread else 0)
-            return batch * 2
-
-        batcher._run = run_model
-        for i in range(INLINE_RETRY + 3):
-            np.testing.assert_array_equal(await batcher.submit(rows_of(i, 1)), rows_of(i, 1) * 2)
-        return [t == threading.get_ident() for t in threads]
-
-    on_loop = run(scenario, enabled=False, inline_below_ms=5)
-    assert not any(on_loop[: INLINE_RETRY - 1])  # timed slow: in a thread
-    assert all(on_loop[INLINE_RETRY - 1 :])  # timed again on the loop, fast: stays there
