@@ -5,18 +5,16 @@ OTLP/HTTP by a real server process."""
 
 from __future__ import annotations
 
-import http.server
 import itertools
-import threading
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from loadtest.otlp_receiver import OtlpReceiver
 from service import tracing
 from service.app import create_app
 from tests.service.support import (
@@ -224,61 +222,29 @@ def test_an_unknown_exporter_is_refused(no_otel_environment, monkeypatch):
         tracing.provider_from_environment()
 
 
-class _Collector(http.server.BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver: keeps the export requests POSTed to /v1/traces."""
-
-    received: list[ExportTraceServiceRequest]
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/traces":
-            self.received.append(ExportTraceServiceRequest.FromString(body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])  # 2: worker processes, which run no atexit
 def test_a_server_process_exports_over_otlp(tmp_path, workers):
-    received: list[ExportTraceServiceRequest] = []
-    collector = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Collector", (_Collector,), {"received": received})
-    )
-    threading.Thread(target=collector.serve_forever, daemon=True).start()
-    endpoint = f"http://127.0.0.1:{collector.server_port}"
-    process = ServerProcess(
-        tmp_path,
-        SERVICE_WORKERS=workers,
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-        OTEL_SERVICE_NAME="traced-test",
-    ).wait_ready()
-    try:
-        response = httpx.post(
-            f"{process.url}/v2/models/boston/infer",
-            json=v2_body("boston", sample_rows("boston")),
-            headers={"traceparent": TRACEPARENT},
-        )
-        assert response.status_code == 200
-        assert response.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
-    finally:
-        code = process.terminate()  # exports what is still buffered
-        collector.shutdown()
+    with OtlpReceiver() as receiver:
+        process = ServerProcess(
+            tmp_path,
+            SERVICE_WORKERS=workers,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_SERVICE_NAME="traced-test",
+        ).wait_ready()
+        try:
+            response = httpx.post(
+                f"{process.url}/v2/models/boston/infer",
+                json=v2_body("boston", sample_rows("boston")),
+                headers={"traceparent": TRACEPARENT},
+            )
+            assert response.status_code == 200
+            assert response.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+        finally:
+            code = process.terminate()  # exports what is still buffered
     assert code == 0, process.output()
-    spans, service_names = {}, set()
-    for export in received:
-        for resource_spans in export.resource_spans:
-            for attribute in resource_spans.resource.attributes:
-                if attribute.key == "service.name":
-                    service_names.add(attribute.value.string_value)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans[span.name] = span
-    assert service_names == {"traced-test"}
+    assert receiver.service_names() == {"traced-test"}
+    spans = {span.name: span for span in receiver.spans()}
     assert set(spans) == {"POST /v2/models/{model}/infer", "decode", "queue", "inference"}
     assert {span.trace_id.hex() for span in spans.values()} == {TRACE_ID}
     assert spans["POST /v2/models/{model}/infer"].parent_span_id.hex() == CLIENT_SPAN_ID
