@@ -34,8 +34,8 @@ STATIC = Path(__file__).parent / "static"
 def create_app(
     settings: Settings | None = None, tracer_provider: TracerProvider | None = None
 ) -> FastAPI:
-    """`tracer_provider`: where spans go; by default as the `OTEL_*` variables say (`service.tracing`),
-    nowhere when they say nothing."""
+    """`tracer_provider`: where the spans go; by default where the `OTEL_*` variables say
+    (`service.tracing`), and none are made when they say nothing."""
     settings = settings or Settings()
     metrics = Metrics()
     own_provider = tracer_provider is None

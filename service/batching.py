@@ -28,6 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+from opentelemetry.context import Context
 from opentelemetry.trace import Tracer
 
 from service import tracing
@@ -89,12 +90,18 @@ def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
 class _Request:
     __slots__ = ("deadline", "future", "queued_at", "rows", "trace")
 
-    def __init__(self, rows: Rows, future: asyncio.Future | None, deadline: float | None, trace):
+    def __init__(
+        self,
+        rows: Rows,
+        future: asyncio.Future | None,  # None: run at once (batching off)
+        deadline: float | None,
+        trace: Context | None,  # the caller's, the parent of its spans; None: tracing is off
+    ):
         self.rows = rows
         self.future = future
         self.deadline = deadline
         self.queued_at = time.monotonic()
-        self.trace = trace  # the caller's tracing context, for its spans; None: tracing is off
+        self.trace = trace
 
 
 class Batcher:
@@ -172,7 +179,9 @@ class Batcher:
             self._on_drop("deadline")
             raise DeadlineExceededError("the request's deadline passed before it could run")
 
-    def _request(self, rows: Rows, future: asyncio.Future | None, deadline: float | None):
+    def _request(
+        self, rows: Rows, future: asyncio.Future | None, deadline: float | None
+    ) -> _Request:
         trace = tracing.current() if self._tracer is not None else None
         return _Request(rows, future, deadline, trace)
 

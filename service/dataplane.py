@@ -12,7 +12,8 @@ only translate; here live
   off the event loop when the texts are long (`infer`, `infer_texts`, `infer_word_ids`);
 - batching, through each version's `Batcher` (bounded queue, deadline checked before compute);
 - the reaper: a request past its deadline, or still running when the shutdown's drain time is
-  over, is cancelled and answered (504 or 503), never left hanging.
+  over, is cancelled and answered (504 or 503), never left hanging;
+- where tracing is on (`service.tracing`), the "decode" and "encode" spans of a request.
 """
 
 from __future__ import annotations
