@@ -41,23 +41,29 @@ _NO_SPAN = contextlib.nullcontext()
 
 
 def provider_from_environment() -> TracerProvider | None:
-    """The SDK's tracer provider with a batching exporter, as the `OTEL_*` variables ask; None
-    when none asks for export."""
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if not any(os.environ.get(name) for name in SWITCHES) or exporter_name == "none":
+    """The SDK's tracer provider with a batching processor per exporter, as the `OTEL_*`
+    variables ask; None when none asks for export."""
+    if not any(os.environ.get(name) for name in SWITCHES):
         return None
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    if exporter_name in ("", "otlp"):
-        exporter_name = DEFAULT_EXPORTER
-    found = entry_points(group="opentelemetry_traces_exporter", name=exporter_name)
-    if not found:
-        raise ValueError(f"OTEL_TRACES_EXPORTER: no span exporter named '{exporter_name}'")
+    # A comma-separated list, as in the specification; unset: OTLP.
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    names = [DEFAULT_EXPORTER if n == "otlp" else n for n in names if n and n != "none"]
+    if not names:
+        return None
+    exporters = []
+    for name in names:
+        found = entry_points(group="opentelemetry_traces_exporter", name=name)
+        if not found:
+            raise ValueError(f"OTEL_TRACES_EXPORTER: no span exporter named '{name}'")
+        exporters.append(next(iter(found)).load())
     resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
     if resource.attributes[SERVICE_NAME].startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
-    provider.add_span_processor(BatchSpanProcessor(next(iter(found)).load()()))
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter()))
     return provider
 
 

@@ -193,6 +193,7 @@ def test_off_without_otel_variables(no_otel_environment):
         ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
         ({"OTEL_TRACES_EXPORTER": "console"}, True),
         ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, True),
         ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, False),
     ],
 )
@@ -217,7 +218,7 @@ def test_service_name(no_otel_environment, monkeypatch):
 
 
 def test_an_unknown_exporter_is_refused(no_otel_environment, monkeypatch):
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin-by-pigeon")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console,zipkin-by-pigeon")
     with pytest.raises(ValueError, match="zipkin-by-pigeon"):
         tracing.provider_from_environment()
 
