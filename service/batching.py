@@ -95,7 +95,7 @@ class _Request:
         rows: Rows,
         future: asyncio.Future | None,  # None: run at once (batching off)
         deadline: float | None,
-        trace: Context | None,  # the caller's, the parent of its spans; None: tracing is off
+        trace: Context | None,  # the caller's, the parent of its spans; None: not traced
     ):
         self.rows = rows
         self.future = future

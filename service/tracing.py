@@ -118,17 +118,22 @@ def model_attributes(name: str, version: int) -> dict[str, str]:
 
 
 def span(tracer: Tracer | None, name: str):
-    """A child span of the current one, or nothing where tracing is off."""
-    return _NO_SPAN if tracer is None else tracer.start_as_current_span(name)
+    """A child span of the request's, or nothing where tracing is off or the request has no span
+    (not sampled, or not from the request middleware): no orphan spans."""
+    if tracer is None or not trace.get_current_span().is_recording():
+        return _NO_SPAN
+    return tracer.start_as_current_span(name)
 
 
-def current() -> context.Context:
-    return context.get_current()
+def current() -> context.Context | None:
+    """The context of the request's span, for the spans the batcher records later; None where the
+    request has no span."""
+    return context.get_current() if trace.get_current_span().is_recording() else None
 
 
 def record_batch(
     tracer: Tracer,
-    parents: Iterable[context.Context],
+    parents: Iterable[context.Context | None],
     queued_at: Iterable[float],
     started: float,
     seconds: float,
@@ -140,6 +145,8 @@ def record_batch(
     to_ns = time.time_ns() - time.monotonic_ns()
     start_ns, end_ns = int(started * 1e9) + to_ns, int((started + seconds) * 1e9) + to_ns
     for parent, queued in zip(parents, queued_at, strict=True):
+        if parent is None:
+            continue
         queue = tracer.start_span(
             "queue", parent, attributes=attributes, start_time=int(queued * 1e9) + to_ns
         )

@@ -6,6 +6,7 @@ OTLP/HTTP by a real server process."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import httpx
 import pytest
@@ -153,6 +154,31 @@ def test_a_server_error_marks_the_span(traced_client, spans):
     assert server.attributes["http.response.status_code"] == 504
     assert server.status.status_code == StatusCode.ERROR
     assert "inference" not in spans()  # the batcher did not run it
+
+
+def test_a_trace_the_caller_did_not_sample_records_nothing(traced_client, spans):
+    response = traced_client.post(
+        "/api/imdb", json={"reviews": REVIEWS}, headers={"traceparent": TRACEPARENT[:-2] + "00"}
+    )
+    assert response.status_code == 200
+    assert spans() == {}
+    assert response.headers["traceparent"].startswith(f"00-{TRACE_ID}-")  # still handed back
+    assert response.headers["traceparent"].endswith("-00")
+
+
+def test_no_orphan_spans_outside_a_request(traced_client, spans):
+    """Data-plane work with no request span around it (a protocol that does not start one) makes
+    no spans of its own: no traces of a lone "decode" or "inference"."""
+    dataplane = traced_client.app.state.dataplane
+    model = dataplane.registry.get("boston")
+    rows = sample_rows("boston")
+
+    async def outside_a_request():
+        await dataplane.decode(b"[1]", json.loads)
+        return await model.batcher.submit(rows)
+
+    assert traced_client.portal.call(outside_a_request).shape[0] == len(rows)
+    assert spans() == {}
 
 
 @pytest.mark.parametrize(
