@@ -1,6 +1,6 @@
 """create_app(): start-up (every model loaded and checked before the service says ready), routers,
-the request middleware (outermost: request ids, deadlines, metrics, access log, the one 500) and
-the error handlers."""
+the request middleware (outermost: request ids, deadlines, metrics, tracing, access log, the one
+500) and the error handlers."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__, errors, logs
+from service import __version__, errors, logs, tracing
 from service.api import repository, typed, v1, v2, wire
 from service.api.grpc_v2 import GrpcServer
 from service.dataplane import ClientDisconnectedError, DataPlane, deadline_error
@@ -31,10 +32,17 @@ log = logging.getLogger("service")
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """`tracer_provider`: where the spans go; by default where the `OTEL_*` variables say
+    (`service.tracing`), and none are made when they say nothing."""
     settings = settings or Settings()
     metrics = Metrics()
-    dataplane = DataPlane(settings, metrics)
+    own_provider = tracer_provider is None
+    if own_provider:
+        tracer_provider = tracing.provider_from_environment()
+    dataplane = DataPlane(settings, metrics, tracing.tracer_of(tracer_provider))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,6 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if grpc_server is not None:
             await grpc_server.stop()
         await dataplane.close()
+        if own_provider and tracer_provider is not None:
+            # Exports the spans still buffered: the SDK's own atexit hook does not run in
+            # worker processes (SERVICE_WORKERS > 1).
+            tracer_provider.shutdown()
         log.info("stopped")
 
     # /docs and /redoc with Swagger UI's and ReDoc's files served from the fastapi-offline package
@@ -105,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 class RequestMiddleware:
     """Per request: an id (`X-Request-ID`, echoed or made), its `Call` through the data plane
     (deadline, leases, memory: given back once the answer is written), `X-Process-Time-Ms`,
-    Prometheus counters and latency, an access-log line where `SERVICE_ACCESS_LOG` asks for one.
+    Prometheus counters and latency, an access-log line where `SERVICE_ACCESS_LOG` asks for one,
+    and, where tracing is on, its SERVER span (`service.tracing`) and a `traceparent` header.
 
     Being outermost, it also answers what nothing inside did: a call the data plane cancelled
     (deadline: 504; shutdown: 503) and an unexpected error (500, logged once with the id)."""
@@ -115,6 +128,7 @@ class RequestMiddleware:
         self.dataplane = dataplane
         self.metrics = dataplane.metrics
         self.access_log = dataplane.settings.access_log
+        self.tracer = dataplane.tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,6 +144,9 @@ class RequestMiddleware:
         call = self.dataplane.begin()
         scope.setdefault("state", {})["call"] = call
         status = 500
+        span = None
+        if self.tracer is not None and tracing.traced(scope["path"]):
+            span, trace_token = tracing.start_request(self.tracer, scope)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -142,6 +159,8 @@ class RequestMiddleware:
                     (b"x-request-id", rid.encode("latin-1")),
                     (b"x-process-time-ms", elapsed.encode()),
                 ]
+                if span is not None:
+                    message["headers"] += tracing.response_headers(span)
             await send(message)
 
         try:
@@ -164,6 +183,8 @@ class RequestMiddleware:
         finally:
             self.dataplane.end(call)
             self._observe(scope, call, status, time.perf_counter() - started)
+            if span is not None:
+                tracing.end_request(span, trace_token, scope, status, call.model)
             logs.request_id.reset(token)
 
     @staticmethod

@@ -28,7 +28,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+from opentelemetry.context import Context
+from opentelemetry.trace import Tracer
 
+from service import tracing
 from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
 
@@ -85,13 +88,20 @@ def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
 
 
 class _Request:
-    __slots__ = ("deadline", "future", "queued_at", "rows")
+    __slots__ = ("deadline", "future", "queued_at", "rows", "trace")
 
-    def __init__(self, rows: Rows, future: asyncio.Future, deadline: float | None):
+    def __init__(
+        self,
+        rows: Rows,
+        future: asyncio.Future | None,  # None: run at once (batching off)
+        deadline: float | None,
+        trace: Context | None,  # the caller's, the parent of its spans; None: not traced
+    ):
         self.rows = rows
         self.future = future
         self.deadline = deadline
         self.queued_at = time.monotonic()
+        self.trace = trace
 
 
 class Batcher:
@@ -104,6 +114,8 @@ class Batcher:
         on_batch: Callable[[int, float, list[float]], None] = lambda rows, seconds, waited: None,
         on_queue: Callable[[int], None] = lambda depth: None,
         on_drop: Callable[[str], None] = lambda reason: None,
+        tracer: Tracer | None = None,
+        span_attributes: dict[str, str] | None = None,
     ):
         self._run = run
         self._dtype = dtype
@@ -112,6 +124,8 @@ class Batcher:
         self._on_batch = on_batch
         self._on_queue = on_queue
         self._on_drop = on_drop
+        self._tracer = tracer
+        self._span_attributes = span_attributes or {}
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._carry: _Request | None = None
         self._worker: asyncio.Task | None = None
@@ -150,11 +164,11 @@ class Batcher:
             self._check(deadline)
             self._running += 1
             try:
-                return await self._execute([rows], [time.monotonic()])
+                return await self._execute([self._request(rows, None, deadline)])
             finally:
                 self._running -= 1
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Request(rows, future, deadline))
+        self._queue.put_nowait(self._request(rows, future, deadline))
         self._on_queue(self._queue.qsize())
         if self._worker is None:
             self._worker = asyncio.create_task(self._work())
@@ -165,8 +179,15 @@ class Batcher:
             self._on_drop("deadline")
             raise DeadlineExceededError("the request's deadline passed before it could run")
 
-    async def _execute(self, parts: list[Rows], queued_at: list[float]) -> np.ndarray:
-        """Runs the parts as one batch; `queued_at`: when each part's request was queued."""
+    def _request(
+        self, rows: Rows, future: asyncio.Future | None, deadline: float | None
+    ) -> _Request:
+        trace = tracing.current() if self._tracer is not None else None
+        return _Request(rows, future, deadline, trace)
+
+    async def _execute(self, batch: list[_Request]) -> np.ndarray:
+        """Runs the requests' rows as one batch."""
+        parts = [r.rows for r in batch]
         rows = sum(len(p) for p in parts)
         bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
@@ -178,7 +199,13 @@ class Batcher:
                 self._executor, self._timed_run, parts
             )
         self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
+        queued_at = [r.queued_at for r in batch]
         self._on_batch(rows, seconds, [started - queued for queued in queued_at])
+        if self._tracer is not None:
+            attributes = {**self._span_attributes, "batch.size": rows, "batch.requests": len(batch)}
+            tracing.record_batch(
+                self._tracer, [r.trace for r in batch], queued_at, started, seconds, attributes
+            )
         return out
 
     def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float]:
@@ -195,7 +222,7 @@ class Batcher:
                 continue
             self._last_batch_requests = len(batch)
             try:
-                out = await self._execute([r.rows for r in batch], [r.queued_at for r in batch])
+                out = await self._execute(batch)
             except asyncio.CancelledError:  # closed while this batch ran
                 self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
                 raise

@@ -12,7 +12,8 @@ only translate; here live
   off the event loop when the texts are long (`infer`, `infer_texts`, `infer_word_ids`);
 - batching, through each version's `Batcher` (bounded queue, deadline checked before compute);
 - the reaper: a request past its deadline, or still running when the shutdown's drain time is
-  over, is cancelled and answered (504 or 503), never left hanging.
+  over, is cancelled and answered (504 or 503), never left hanging;
+- where tracing is on (`service.tracing`), the "decode" and "encode" spans of a request.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
+from opentelemetry.trace import Tracer
 
+from service import tracing
 from service.batching import SparseRows
 from service.errors import (
     BadInputError,
@@ -135,10 +138,11 @@ class MemoryBudget:
 
 
 class DataPlane:
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics, tracer: Tracer | None = None):
         self.settings = settings
         self.metrics = metrics
-        self.registry = Registry(settings, metrics)
+        self.tracer = tracer  # None: tracing is off
+        self.registry = Registry(settings, metrics, tracer)
         self.memory = MemoryBudget(settings.request_memory_bytes, metrics.request_memory.set)
         self._offload = ThreadPoolExecutor(available_cpus(), thread_name_prefix="decode")
         self._calls: set[Call] = set()
@@ -273,9 +277,10 @@ class DataPlane:
     async def decode(self, body: bytes, parse: Callable[[bytes], T]) -> T:
         """`parse(body)`, in a thread when the body is large: parsing megabytes of JSON would
         hold up every other client."""
-        if len(body) <= self.settings.offload_above_bytes:
-            return parse(body)
-        return await asyncio.get_running_loop().run_in_executor(self._offload, parse, body)
+        with tracing.span(self.tracer, "decode"):
+            if len(body) <= self.settings.offload_above_bytes:
+                return parse(body)
+            return await asyncio.get_running_loop().run_in_executor(self._offload, parse, body)
 
     # -- inference
 
@@ -327,10 +332,11 @@ class DataPlane:
         def encode() -> SparseRows:
             return self._sparse(model, [encoder.word_ids(text) for text in texts])
 
-        if sum(map(len, texts)) <= self.settings.offload_above_bytes:
-            rows = encode()
-        else:
-            rows = await asyncio.get_running_loop().run_in_executor(self._offload, encode)
+        with tracing.span(self.tracer, "encode"):
+            if sum(map(len, texts)) <= self.settings.offload_above_bytes:
+                rows = encode()
+            else:
+                rows = await asyncio.get_running_loop().run_in_executor(self._offload, encode)
         return await model.batcher.submit(rows, call.deadline)
 
     async def infer_word_ids(
@@ -341,8 +347,10 @@ class DataPlane:
         encoding = self._encoder(model).encoding
         self._check_items(sequences, field, "word ids")
         oov, limit = encoding.oov_id, encoding.num_words
-        capped = [[i if i < limit else oov for i in ids] for ids in sequences]
-        return await model.batcher.submit(self._sparse(model, capped), call.deadline)
+        with tracing.span(self.tracer, "encode"):
+            capped = [[i if i < limit else oov for i in ids] for ids in sequences]
+            rows = self._sparse(model, capped)
+        return await model.batcher.submit(rows, call.deadline)
 
     def _check_items(self, items: Sequence[Sequence], field: str, unit: str) -> None:
         """Texts or id sequences: within the batch limit, and each within the length limit."""

@@ -16,6 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
+
+from service import tracing
 from service.batching import Batcher
 from service.encoding import TextEncoder, TextEncoding
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
@@ -73,9 +76,10 @@ class LoadedModel:
 
 
 class Registry:
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics, tracer: Tracer | None = None):
         self.settings = settings
         self.metrics = metrics
+        self.tracer = tracer
         self.models: dict[str, dict[int, LoadedModel]] = {}
         self.unavailable: dict[tuple[str, int], str] = {}  # why a version failed to (re)load
         self._executor = ThreadPoolExecutor(
@@ -177,6 +181,8 @@ class Registry:
             on_batch=self.metrics.version(name, version).batch,
             on_queue=lambda depth: self.metrics.queue(name, version, depth),
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
+            tracer=self.tracer,
+            span_attributes=tracing.model_attributes(name, version),
         )
         log.info(
             "loaded %s/%s (%s) on %s", name, version, config.task, ", ".join(runtime.providers)

@@ -1,0 +1,156 @@
+"""OpenTelemetry tracing, configured by the standard `OTEL_*` environment variables.
+
+Off unless a variable asks for export (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_TRACES_EXPORTER`): then no tracer exists and the
+request path does no tracing work at all. On, each request gets a SERVER span (the request
+middleware, `service.app`), continued from its W3C `traceparent` header and named after its route,
+with child spans from the data plane ("decode", "encode") and the batcher ("queue", "inference").
+The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+`OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, the OTLP exporter's endpoint, headers and timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+DEFAULT_SERVICE_NAME = "dlwp-serving"
+# Any of these turns tracing on; OTEL_TRACES_EXPORTER=none turns it off again.
+SWITCHES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+)
+# The exporter that this package installs (opentelemetry-exporter-otlp-proto-http), also for
+# the spec's generic name "otlp"; other names are looked up among the installed exporters.
+DEFAULT_EXPORTER = "otlp_proto_http"
+# Probes and the demo page's files: frequent, and nothing to trace.
+UNTRACED_PREFIXES = ("/v2/health/", "/metrics", "/static/")
+_RESPONSE_PROPAGATOR = TraceContextTextMapPropagator()  # the answer carries `traceparent` only
+_NO_SPAN = contextlib.nullcontext()
+
+
+def provider_from_environment() -> TracerProvider | None:
+    """The SDK's tracer provider with a batching processor per exporter, as the `OTEL_*`
+    variables ask; None when none asks for export."""
+    if not any(os.environ.get(name) for name in SWITCHES):
+        return None
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    # A comma-separated list, as in the specification; unset: OTLP.
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    names = [DEFAULT_EXPORTER if n == "otlp" else n for n in names if n and n != "none"]
+    if not names:
+        return None
+    exporters = []
+    for name in names:
+        found = entry_points(group="opentelemetry_traces_exporter", name=name)
+        if not found:
+            raise ValueError(f"OTEL_TRACES_EXPORTER: no span exporter named '{name}'")
+        exporters.append(next(iter(found)).load())
+    resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    if resource.attributes[SERVICE_NAME].startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter()))
+    return provider
+
+
+def tracer_of(provider: trace.TracerProvider | None) -> Tracer | None:
+    return None if provider is None else provider.get_tracer("service")
+
+
+def traced(path: str) -> bool:
+    return not path.startswith(UNTRACED_PREFIXES)
+
+
+def start_request(tracer: Tracer, scope: dict) -> tuple[trace.Span, object]:
+    """The request's SERVER span, continued from its `traceparent` header, made the current span
+    (for the data plane's child spans); returns it with the token that `end_request` detaches."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    span = tracer.start_span(
+        scope["method"],  # renamed after its route once it has been routed
+        context=propagate.extract(headers),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": scope["method"],
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        },
+    )
+    return span, context.attach(trace.set_span_in_context(span))
+
+
+def response_headers(span: trace.Span) -> list[tuple[bytes, bytes]]:
+    """`traceparent` of the request's span: the trace id that the client's logs can be joined on."""
+    carrier: dict[str, str] = {}
+    _RESPONSE_PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in carrier.items()]
+
+
+def end_request(span: trace.Span, token: object, scope: dict, status: int, model) -> None:
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        span.update_name(f"{scope['method']} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if model is not None:
+        span.set_attributes(model_attributes(model.name, model.version))
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    context.detach(token)
+    span.end()
+
+
+def model_attributes(name: str, version: int) -> dict[str, str]:
+    return {"model.name": name, "model.version": str(version)}
+
+
+def span(tracer: Tracer | None, name: str):
+    """A child span of the request's, or nothing where tracing is off or the request has no span
+    (not sampled, or not from the request middleware): no orphan spans."""
+    if tracer is None or not trace.get_current_span().is_recording():
+        return _NO_SPAN
+    return tracer.start_as_current_span(name)
+
+
+def current() -> context.Context | None:
+    """The context of the request's span, for the spans the batcher records later; None where the
+    request has no span."""
+    return context.get_current() if trace.get_current_span().is_recording() else None
+
+
+def record_batch(
+    tracer: Tracer,
+    parents: Iterable[context.Context | None],
+    queued_at: Iterable[float],
+    started: float,
+    seconds: float,
+    attributes: dict,
+) -> None:
+    """For each request of a batch that ran: its "queue" span (from being queued until the batch
+    started) and its "inference" span (the batch's run, shared with the others: `batch.size`
+    rows of `batch.requests` requests). Times are time.monotonic(), as the batcher keeps them."""
+    to_ns = time.time_ns() - time.monotonic_ns()
+    start_ns, end_ns = int(started * 1e9) + to_ns, int((started + seconds) * 1e9) + to_ns
+    for parent, queued in zip(parents, queued_at, strict=True):
+        if parent is None:
+            continue
+        queue = tracer.start_span(
+            "queue", parent, attributes=attributes, start_time=int(queued * 1e9) + to_ns
+        )
+        queue.end(start_ns)
+        tracer.start_span("inference", parent, attributes=attributes, start_time=start_ns).end(
+            end_ns
+        )
