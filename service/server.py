@@ -73,8 +73,16 @@ class HttpProtocol(HttpToolsProtocol):
         self.header_timeout = config.header_timeout
         self.drain_timeout = config.drain_timeout
         self.timer: asyncio.TimerHandle | None = None
-        self.reading_headers = False
+        # Since when this connection has been waiting: for its first request, or for the rest of
+        # a request's headers. The watchdog (below) looks at these rather than each request
+        # arming a timer of its own: two timer operations a request cost more than a glance.
+        self.idle_since: float | None = None
+        self.headers_since: float | None = None
         self.draining = False
+
+    @property
+    def reading_headers(self) -> bool:
+        return self.headers_since is not None
 
     def _arm(self, seconds: float, action) -> None:
         self._disarm()
@@ -108,7 +116,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self.draining:
             self._finish()
         else:
-            self._arm(self.timeout_keep_alive, self._close_idle)
+            self.idle_since = self.loop.time()
+            _watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -120,12 +129,11 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.reading_headers = True
-        self._arm(self.header_timeout, self._headers_too_slow)
+        self.idle_since = None
+        self.headers_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self.reading_headers = False
-        self._disarm()
+        self.headers_since = None
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False
@@ -159,9 +167,12 @@ class HttpProtocol(HttpToolsProtocol):
 
     # -- timers
 
-    def _close_idle(self) -> None:
-        if not self.reading_headers and (self.cycle is None or self.cycle.response_complete):
-            self.transport.close()
+    def check_timeouts(self, now: float) -> None:
+        """The watchdog's look at this connection."""
+        if self.headers_since is not None and now - self.headers_since > self.header_timeout:
+            self._headers_too_slow()
+        elif self.idle_since is not None and now - self.idle_since > self.timeout_keep_alive:
+            self.transport.close()  # nothing was ever asked (after a response: uvicorn's timer)
 
     def _unread_bytes(self) -> int:
         sock = self.transport.get_extra_info("socket")
@@ -178,6 +189,27 @@ class HttpProtocol(HttpToolsProtocol):
     def _drain_over(self) -> None:
         if self.cycle is None or self.cycle.response_complete:
             self._refuse(503, "the service is shutting down; send the request again")
+
+
+_WATCHED: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def _watch(protocol: HttpProtocol) -> None:
+    """Makes sure this event loop's watchdog runs: it looks at every connection a few times per
+    timeout and closes those waiting too long for headers or for a first request."""
+    loop = protocol.loop
+    if loop not in _WATCHED or _WATCHED[loop].done():
+        period = min(protocol.header_timeout, protocol.timeout_keep_alive) / 4
+        _WATCHED[loop] = loop.create_task(_watchdog(protocol.connections, min(period, 1.0)))
+
+
+async def _watchdog(connections: set, period: float) -> None:
+    while True:
+        await asyncio.sleep(period)
+        now = asyncio.get_running_loop().time()
+        for connection in list(connections):
+            if isinstance(connection, HttpProtocol):
+                connection.check_timeouts(now)
 
 
 def config(settings: Settings, app) -> ServerConfig:
