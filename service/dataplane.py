@@ -147,6 +147,8 @@ class DataPlane:
         self._offload = ThreadPoolExecutor(available_cpus(), thread_name_prefix="decode")
         self._calls: set[Call] = set()
         self._reaper: asyncio.Task | None = None
+        self._offloaded = 0  # calls running in the offload threads
+        self._switch_interval = sys.getswitchinterval()
         self._poller: asyncio.Task | None = None
         self.drain_deadline: float | None = None
         self._on_drain: list[Callable[[], None]] = []
@@ -157,9 +159,6 @@ class DataPlane:
         self.registry.load_all()
 
     def start(self) -> None:
-        # Decoding and encoding threads hold the GIL through pure-Python work; switching every
-        # 1 ms instead of 5 lets the event loop answer other clients between their slices.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._reaper = asyncio.create_task(self._reap())
         if self.settings.poll_interval_s:
             self._poller = asyncio.create_task(self._poll())
@@ -280,7 +279,22 @@ class DataPlane:
         with tracing.span(self.tracer, "decode"):
             if len(body) <= self.settings.offload_above_bytes:
                 return parse(body)
-            return await asyncio.get_running_loop().run_in_executor(self._offload, parse, body)
+            return await self._off_the_loop(parse, body)
+
+    async def _off_the_loop(self, work: Callable[..., T], *args) -> T:
+        """`work(*args)` in a thread. Meanwhile the GIL changes hands every 1 ms instead of 5:
+        decoding and encoding hold it through pure-Python work, and the event loop must answer
+        other clients between their slices (at other times a shorter interval would only cost
+        switches between the event loop and the inference threads)."""
+        if not self._offloaded:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._offloaded += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._offload, work, *args)
+        finally:
+            self._offloaded -= 1
+            if not self._offloaded:
+                sys.setswitchinterval(self._switch_interval)
 
     # -- inference
 
@@ -336,7 +350,7 @@ class DataPlane:
             if sum(map(len, texts)) <= self.settings.offload_above_bytes:
                 rows = encode()
             else:
-                rows = await asyncio.get_running_loop().run_in_executor(self._offload, encode)
+                rows = await self._off_the_loop(encode)
         return await model.batcher.submit(rows, call.deadline)
 
     async def infer_word_ids(
