@@ -151,10 +151,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a connection with no request for this long is closed"
     )
     offload_above_bytes: int = Field(
-        64 * 1024,
+        512 * 1024,
         ge=0,
-        description="bodies larger than this are decoded, and their texts encoded, in a thread, "
-        "so that the event loop keeps answering other clients",
+        description="bodies larger than this are decoded in a thread, and texts longer than an "
+        "eighth of it encoded there, so that the event loop keeps answering other clients",
     )
 
     @model_validator(mode="after")

@@ -84,7 +84,8 @@ def _status(request: Request, name: str, version: int | None) -> dict:
 )
 async def predict(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
-    body = await wire.read(request, PredictRequest, require_json_type=False)
+    text = await wire.read_bytes(request)
+    body = await wire.parse(request, PredictRequest, text)
     spec = loaded.config.inputs[0]
     if body.signature_name not in (None, "", "serving_default"):
         raise BadInputError(
@@ -107,7 +108,10 @@ async def predict(request: Request, model: str, version: VersionPath = None):
                 f"each instance must be an object with one key '{spec.name}'", field
             )
         rows = [r[spec.name] for r in rows]
-    array = wire.json_rows(request, loaded, rows, [len(rows), loaded.row_size], field, True)
+    array = wire.json_rows(
+        request, loaded, rows, [len(rows), loaded.row_size], field, rows_only=True,
+        booleans_possible=wire.may_hold_booleans(text),
+    )  # fmt: skip
     result = (await dataplane(request).infer(call_of(request), loaded, array, field)).tolist()
     return wire.answer(
         request, {"predictions" if body.instances is not None else "outputs": result}

@@ -162,7 +162,10 @@ async def infer(request: Request, model: str, version: VersionPath = None):
             "inputs[0].parameters",
         )
     if size is None:
-        rows = wire.json_rows(request, loaded, tensor.data, tensor.shape, "inputs[0]")
+        rows = wire.json_rows(
+            request, loaded, tensor.data, tensor.shape, "inputs[0]",
+            booleans_possible=wire.may_hold_booleans(header),
+        )  # fmt: skip
     else:
         dataplane(request).check_shape(loaded, tensor.shape, "inputs[0].shape", "inputs[0]")
         binary_data = tensors.BinaryData(binary)

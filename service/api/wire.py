@@ -121,17 +121,21 @@ def json_rows(
     shape: list[int],
     field: str,
     rows_only: bool = False,
+    booleans_possible: bool = True,
 ) -> np.ndarray:
     """JSON tensor data (flat or nested; a list of rows where `rows_only`) → an array of `shape`
     that fits `model`, or a 400 naming the field (a list of rows has no `shape` and `data` of its
-    own)."""
+    own). `booleans_possible`: False where the body's text has no `true` or `false`, which spares
+    looking at every number."""
     shape_field, data_field = (field, field) if rows_only else (f"{field}.shape", f"{field}.data")
     dataplane(request).check_shape(model, shape, shape_field, field)
     try:
         array = np.asarray(data)
     except ValueError:
         raise BadInputError("nested data is ragged", data_field) from None
-    if array.size and (array.dtype.kind not in "iuf" or _holds_booleans(data)):
+    if array.size and (
+        array.dtype.kind not in "iuf" or (booleans_possible and _holds_booleans(data))
+    ):
         raise BadInputError("data must hold numbers only", data_field)
     if rows_only and array.size and array.ndim != 2:
         raise BadInputError(f"expected a list of rows of {shape[1]} numbers", field)
@@ -141,6 +145,10 @@ def json_rows(
             data_field,
         )
     return array.reshape(shape)
+
+
+def may_hold_booleans(body: bytes) -> bool:
+    return b"true" in body or b"false" in body
 
 
 def _holds_booleans(data: list) -> bool:
