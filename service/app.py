@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, errors, logs, tracing
-from service.api import repository, typed, v1, v2, wire
+from service.api import admin, typed, v1, v2, wire
 from service.api.grpc_v2 import GrpcServer
 from service.dataplane import ClientDisconnectedError, DataPlane, deadline_error
 from service.errors import ErrorDetail, ServiceError, error_response, status_of
@@ -88,7 +88,7 @@ def create_app(
     app.state.dataplane = dataplane
     errors.install(app)
     app.include_router(v2.router)
-    app.include_router(repository.router)
+    app.include_router(admin.router)
     app.include_router(v1.router)
     app.include_router(typed.router)
 

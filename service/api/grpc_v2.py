@@ -32,7 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service import __version__
 from service.api import tensors
-from service.api.repository import check_admin_key
+from service.api.admin import check_admin_key
 from service.api.v2 import apply_timeout, check_tensors
 from service.dataplane import Call, DataPlane, deadline_error
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
