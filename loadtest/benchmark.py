@@ -145,10 +145,14 @@ def summarize_wrk(wrk: dict) -> dict:
     }
 
 
-def run_wrk(url: str, bodies: Path, concurrency: int, seconds: int) -> tuple[dict, float, float]:
-    """wrk.lua's result, wrk's CPU seconds (its rusage, reaped with wait4) and its wall seconds."""
+def run_wrk(
+    url: str, bodies: Path | list[str], concurrency: int, seconds: int, script: Path = WRK_SCRIPT
+) -> tuple[dict, float, float]:
+    """The wrk script's result, wrk's CPU seconds (its rusage, reaped with wait4) and its wall
+    seconds. `bodies`: wrk.lua's file, or the arguments of another `script`."""
+    arguments = [str(bodies)] if isinstance(bodies, Path) else bodies
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT_S}s",
-               "-s", str(WRK_SCRIPT), url, "--", str(bodies)]  # fmt: skip
+               "-s", str(script), url, "--", *arguments]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with process.stdout:

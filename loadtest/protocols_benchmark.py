@@ -15,7 +15,6 @@ import argparse
 import json
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,10 +27,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from loadtest.benchmark import (  # noqa: E402
-    WRK_TIMEOUT_S,
     machine,
     machine_lines,
-    parse_wrk,
     run_wrk,
     service_code,
     summarize_wrk,
@@ -65,13 +62,6 @@ def binary_bodies(name: str, folder: Path) -> list[Path]:
     return files
 
 
-def run_binary(url: str, path: str, files: list[Path], concurrency: int, seconds: int) -> dict:
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT_S}s",
-               "-s", str(WRK_BINARY), url, "--", path, *map(str, files)]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
-
-
 def measure(args, folder: Path) -> dict:
     workloads = {w.model: w for w in write_workloads(list(MODELS), folder) if w.endpoint == "v2"}
     files = {name: binary_bodies(name, folder) for name in MODELS}
@@ -85,8 +75,11 @@ def measure(args, folder: Path) -> dict:
                 runs[name]["json"].append(
                     summarize_wrk(run_wrk(url, workloads[name].bodies, c, d)[0])
                 )
-                run_binary(url, path, files[name], c, 2)
-                runs[name]["binary"].append(summarize_wrk(run_binary(url, path, files[name], c, d)))
+                binary = [path, *map(str, files[name])]
+                run_wrk(url, binary, c, 2, WRK_BINARY)
+                runs[name]["binary"].append(
+                    summarize_wrk(run_wrk(url, binary, c, d, WRK_BINARY)[0])
+                )
     finally:
         stop_server(process)
     return {
