@@ -294,6 +294,7 @@ class InProcessServer:
         self.url = f"http://127.0.0.1:{self.settings.port}"
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set when a batch has reached the model (held or not)
         self.ran: list[tuple[str, int]] = []  # (model, rows) of each inference call
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -319,6 +320,7 @@ class InProcessServer:
 
     def _gated(self, name: str, run):
         def gated(batch):
+            self.entered.set()
             assert self.gate.wait(30), "the test never opened the gate"
             self.ran.append((name, len(batch)))
             return run(batch)

@@ -323,7 +323,7 @@ def test_an_expired_client_deadline_is_deadline_exceeded_and_never_run():
             target=client.infer, args=("boston", [infer_input("boston", rows[:1])])
         )
         running.start()
-        time.sleep(0.2)
+        assert server.entered.wait(10), "the first request never reached the model"
         started = time.monotonic()
         code, _ = status_of(
             lambda: client.infer("boston", [infer_input("boston", rows[:2])], client_timeout=1)
@@ -415,9 +415,11 @@ def test_health_serving_then_shutdown_answers_what_it_admitted():
 
         in_flight = [threading.Thread(target=one_rpc, args=(i,)) for i in range(4)]
         in_flight.append(threading.Thread(target=one_http))
-        for thread in in_flight:
+        # one runs (held) before the others are sent, so that none joins its batch; four queue
+        in_flight[0].start()
+        assert server.entered.wait(10), "the first RPC never reached the model"
+        for thread in in_flight[1:]:
             thread.start()
-        # one runs (held), four queue
         wait_until(lambda: server.metric("service_queue_depth") == 4, "the requests to arrive")
         server.begin_shutdown()
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -440,15 +442,22 @@ def test_health_serving_then_shutdown_answers_what_it_admitted():
 
 
 def listening_ports(pid: int) -> set[int]:
-    """The TCP ports that process `pid` listens on (from /proc)."""
+    """The TCP ports that process `pid` listens on (from /proc); none once it has exited."""
     inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except FileNotFoundError:  # closed since the directory was listed
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        tables = [Path(f"/proc/{pid}/net/{table}").read_text() for table in ("tcp", "tcp6")]
+    except FileNotFoundError:  # the process has exited
+        return set()
     ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+    for table in tables:
+        for line in table.splitlines()[1:]:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))

@@ -63,7 +63,7 @@ def test_a_full_queue_answers_503_with_retry_after():
     ) as server:
         server.hold()
         running = send(server.url, boston_request())
-        time.sleep(0.2)  # the first request is running (held); the next two queue
+        assert server.entered.wait(10)  # the first request is running (held); two queue
         waiting = [send(server.url, boston_request()) for _ in range(2)]
         wait_until(lambda: queued(server) == 2, "two requests to queue")
         refused = read_response(send(server.url, boston_request()))
@@ -80,7 +80,7 @@ def test_an_expired_timeout_is_answered_504_and_never_run():
     with InProcessServer() as server:
         server.hold()
         running = send(server.url, boston_request())
-        time.sleep(0.2)
+        assert server.entered.wait(10), "the first request never reached the model"
         started = time.monotonic()
         expired = send(server.url, boston_request(rows=7, timeout=100_000))  # 0.1 s, in µs
         answer = read_response(expired)  # while the model is still held
@@ -108,7 +108,7 @@ def test_work_of_a_client_that_disconnected_is_dropped():
     with InProcessServer() as server:
         server.hold()
         running = send(server.url, boston_request())
-        time.sleep(0.2)
+        assert server.entered.wait(10), "the first request never reached the model"
         gone = send(server.url, boston_request(rows=5))
         wait_until(lambda: queued(server) == 1, "the request to queue")
         gone.close()
@@ -185,7 +185,7 @@ def test_leftovers_get_503_when_the_drain_time_is_over():
     with InProcessServer(drain_timeout_s=0.5) as server:
         server.hold()
         running = send(server.url, boston_request())
-        time.sleep(0.2)
+        assert server.entered.wait(10), "the first request never reached the model"
         waiting = send(server.url, boston_request(rows=3))
         slow_upload = connect(server.url)
         head, body = boston_request()
