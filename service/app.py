@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, errors, logs, tracing
 from service.api import admin, typed, v1, v2, wire
+from service.api.fastpath import PredictionPath
 from service.api.grpc_v2 import GrpcServer
 from service.dataplane import ClientDisconnectedError, DataPlane, deadline_error
 from service.errors import ErrorDetail, ServiceError, error_response, status_of
@@ -82,6 +83,9 @@ def create_app(
         "onnxruntime: Open Inference Protocol (V2; REST here, gRPC on SERVICE_GRPC_PORT), "
         "TensorFlow Serving REST (V1) and typed endpoints.",
         lifespan=lifespan,
+        # The service makes its own spans (service.tracing); FastAPI's native telemetry would
+        # add a second server span and look the global providers up on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -108,9 +112,12 @@ def create_app(
 
     app.openapi = openapi
     # The request middleware goes outside all that Starlette builds, its error handling included,
-    # so that every answer, a 500 too, carries the request id.
+    # so that every answer, a 500 too, carries the request id. Inside it, the prediction routes
+    # are taken straight to their handlers (service.api.fastpath), the rest through FastAPI.
     inner = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestMiddleware(inner(), dataplane)
+    app.build_middleware_stack = lambda: RequestMiddleware(
+        PredictionPath(app, [v2.router, v1.router, typed.router], inner()), dataplane
+    )
     return app
 
 
@@ -139,7 +146,7 @@ class RequestMiddleware:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")[:200]
-        rid = rid or uuid.uuid4().hex
+        rid = rid or os.urandom(16).hex()  # as random as uuid4().hex, without the UUID object
         token = logs.request_id.set(rid)
         call = self.dataplane.begin()
         scope.setdefault("state", {})["call"] = call
@@ -198,8 +205,7 @@ class RequestMiddleware:
         endpoint = getattr(route, "path", "unmatched")
         model = call.model
         name, version = (model.name, str(model.version)) if model else ("", "")
-        self.metrics.requests.labels(endpoint, name, version, str(status)).inc()
-        self.metrics.latency.labels(endpoint, name).observe(seconds)
+        self.metrics.request(endpoint, name, version, str(status), seconds)
         if model and wire.is_prediction(route):
             self.metrics.version(model.name, model.version).request(status == 200, seconds)
         if self.access_log:

@@ -132,7 +132,7 @@ class Batcher:
         self._running = 0  # calls running while batching is off
         self._last_batch_requests = 1
         self._closed = False
-        self._seconds: dict[int, float] = {}  # recent run time by batch size bucket
+        self._seconds: dict[int, float] = {}  # recent CPU time of a run by batch size bucket
 
     @staticmethod
     def _bucket(rows: int) -> int:
@@ -192,13 +192,13 @@ class Batcher:
         bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
         if expected is not None and expected * 1000 < self.settings.inline_below_ms:
-            out, started, seconds = self._timed_run(parts)
+            out, started, seconds, cpu = self._timed_run(parts)
         else:
             loop = asyncio.get_running_loop()
-            out, started, seconds = await loop.run_in_executor(
+            out, started, seconds, cpu = await loop.run_in_executor(
                 self._executor, self._timed_run, parts
             )
-        self._seconds[bucket] = seconds if expected is None else 0.8 * expected + 0.2 * seconds
+        self._seconds[bucket] = cpu if expected is None else 0.8 * expected + 0.2 * cpu
         queued_at = [r.queued_at for r in batch]
         self._on_batch(rows, seconds, [started - queued for queued in queued_at])
         if self._tracer is not None:
@@ -208,11 +208,14 @@ class Batcher:
             )
         return out
 
-    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float]:
-        """The output, when the run started (time.monotonic()) and how long it took."""
-        started = time.monotonic()
+    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float, float]:
+        """The output, when the run started (time.monotonic()), how long it took, and the CPU
+        time it took: what decides where the next batch of its size runs, since in a thread the
+        clock also counts the wait for the GIL while the event loop runs, and a batch timed that
+        way would never come back inline."""
+        started, cpu = time.monotonic(), time.thread_time()
         out = self._run(assemble(parts, self._dtype))
-        return out, started, time.monotonic() - started
+        return out, started, time.monotonic() - started, time.thread_time() - cpu
 
     async def _work(self) -> None:
         while True:

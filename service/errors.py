@@ -137,27 +137,36 @@ def _validation_detail(error: dict) -> ErrorDetail:
     return ErrorDetail(field=_field(tuple(error["loc"])), reason=error["msg"])
 
 
+def answer(error: Exception, scope: Mapping) -> JSONResponse:
+    """The answer to an error a route raised: its kind's status on that route, or the status of
+    an HTTP error, in the one error shape."""
+    if isinstance(error, ServiceError):
+        status = status_of(error.kind, scope)
+        return error_response(status, [ErrorDetail(field=error.field, reason=error.reason)])
+    if isinstance(error, RequestValidationError):
+        details = [_validation_detail(e) for e in error.errors()]
+        return error_response(status_of(Kind.BAD_INPUT, scope), details)
+    if isinstance(error, StarletteHTTPException):
+        response = error_response(error.status_code, [ErrorDetail(reason=str(error.detail))])
+        response.headers.update(getattr(error, "headers", None) or {})
+        return response
+    raise TypeError(f"{type(error).__name__} is not an error a route answers") from error
+
+
+ANSWERED = (ServiceError, RequestValidationError, StarletteHTTPException)  # by `answer`
+
+
 def install(app: FastAPI) -> None:
     """The handlers of the errors that routes raise; anything else is the request middleware's
     (`service.app.RequestMiddleware`): a 500, logged once, with the request id."""
 
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, error: ServiceError):
-        status = status_of(error.kind, request.scope)
-        return error_response(status, [ErrorDetail(field=error.field, reason=error.reason)])
+    async def handle(request: Request, error: Exception):
+        return answer(error, request.scope)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError):
-        details = [_validation_detail(e) for e in error.errors()]
-        return error_response(status_of(Kind.BAD_INPUT, request.scope), details)
+    for kind in ANSWERED:
+        app.add_exception_handler(kind, handle)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):
         # Starlette re-raises the error after this answer; the request middleware logs it once.
         return error_response(500, [ErrorDetail(reason="internal error; see the service log")])
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException):
-        response = error_response(error.status_code, [ErrorDetail(reason=str(error.detail))])
-        response.headers.update(getattr(error, "headers", None) or {})
-        return response

@@ -48,6 +48,7 @@ class VersionMetrics:
     batch_size: Histogram
     inference: Histogram
     queue_depth: Gauge
+    pending: Gauge
     request_success: Gauge
     request_failure: Gauge
     request_duration_us: Gauge
@@ -66,6 +67,11 @@ class VersionMetrics:
         self.queue_duration_us.inc(sum(waited) * 1e6)
         self.compute_duration_us.inc(seconds * 1e6 * len(waited))
 
+    def queue(self, depth: int) -> None:
+        """`depth` requests wait for the batcher."""
+        self.queue_depth.set(depth)
+        self.pending.set(depth)
+
     def request(self, ok: bool, seconds: float) -> None:
         """An inference request was answered, 200 or not."""
         (self.request_success if ok else self.request_failure).inc()
@@ -77,6 +83,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.multiprocess = MULTIPROCESS_DIR in os.environ
         self._versions: dict[tuple[str, int], VersionMetrics] = {}
+        self._requests: dict[tuple[str, str, str, str], Counter] = {}
+        self._latency: dict[tuple[str, str], Histogram] = {}
         self.requests = Counter(
             "service_requests",
             "requests by HTTP route or gRPC method, model, version and status (HTTP code or "
@@ -158,6 +166,7 @@ class Metrics:
                 batch_size=self.batch_size.labels(**labels),
                 inference=self.inference.labels(**labels),
                 queue_depth=self.queue_depth.labels(**labels),
+                pending=triton["pending_request_count"],
                 request_success=triton["request_success"],
                 request_failure=triton["request_failure"],
                 request_duration_us=triton["request_duration_us"],
@@ -168,10 +177,20 @@ class Metrics:
             )
         return self._versions[key]
 
-    def queue(self, name: str, version: int, depth: int) -> None:
-        metrics = self.version(name, version)
-        metrics.queue_depth.set(depth)
-        self.triton["pending_request_count"].labels(name, str(version)).set(depth)
+    def request(self, endpoint: str, name: str, version: str, status: str, seconds: float) -> None:
+        """A request was answered: counted by endpoint, model, version and status, its latency by
+        endpoint and model. The labelled children are kept: a `labels()` call costs more than
+        the count."""
+        key = (endpoint, name, version, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(*key)
+        counter.inc()
+        key = (endpoint, name)
+        latency = self._latency.get(key)
+        if latency is None:
+            latency = self._latency[key] = self.latency.labels(*key)
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         """The text for /metrics: this process's values, or every worker's added up."""

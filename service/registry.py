@@ -179,7 +179,7 @@ class Registry:
             self.settings.batching_for(name),
             self._executor,
             on_batch=self.metrics.version(name, version).batch,
-            on_queue=lambda depth: self.metrics.queue(name, version, depth),
+            on_queue=self.metrics.version(name, version).queue,
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
             tracer=self.tracer,
             span_attributes=tracing.model_attributes(name, version),

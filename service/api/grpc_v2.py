@@ -138,8 +138,7 @@ class InferenceServicer:
         model = call.model
         name, version = (model.name, str(model.version)) if model else ("", "")
         metrics = self.dataplane.metrics
-        metrics.requests.labels(endpoint, name, version, status.name).inc()
-        metrics.latency.labels(endpoint, name).observe(seconds)
+        metrics.request(endpoint, name, version, status.name, seconds)
         if self.settings.access_log:
             model_text = f"{name}/{version}" if model else "-"
             log.info("gRPC %s %s %s %.1f ms", method, status.name, model_text, seconds * 1000)

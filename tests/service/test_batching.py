@@ -269,16 +269,20 @@ def test_a_lone_request_needs_no_company():
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_fast_calls_run_on_the_event_loop_and_slow_ones_in_a_thread(enabled):
-    """The first call of a batch size is measured in the thread pool; a size that ran in under
-    `inline_below_ms` then runs on the event loop, a slower one stays in the pool."""
+    """The first call of a batch size is measured in the thread pool; a size whose run took less
+    than `inline_below_ms` of CPU then runs on the event loop, a costlier one stays in the pool.
+    Waiting is not cost: in a thread the clock also counts the wait for the GIL."""
 
-    def scenario_for(delay: float):
+    def scenario_for(cpu_seconds: float, waits: float = 0):
         async def scenario(batcher, model):
             threads = []
 
             def run_model(batch):
                 threads.append(threading.get_ident())
-                time.sleep(delay)
+                time.sleep(waits)
+                spent = time.thread_time() + cpu_seconds
+                while time.thread_time() < spent:
+                    pass
                 return batch * 2
 
             batcher._run = run_model
@@ -289,9 +293,10 @@ def test_fast_calls_run_on_the_event_loop_and_slow_ones_in_a_thread(enabled):
 
         return scenario
 
-    fast, slow = scenario_for(0), scenario_for(0.01)
+    fast, slow, waiting = scenario_for(0), scenario_for(0.01), scenario_for(0, waits=0.01)
     assert run(fast, enabled=enabled, inline_below_ms=5) == [False, True, True]
     assert run(slow, enabled=enabled, inline_below_ms=5) == [False, False, False]
+    assert run(waiting, enabled=enabled, inline_below_ms=5) == [False, True, True]
     assert run(fast, enabled=enabled, inline_below_ms=0) == [False, False, False]
 
 
