@@ -3,9 +3,9 @@
 Off unless a variable asks for export (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_TRACES_EXPORTER`): then no tracer exists and the
 request path does no tracing work at all. On, each request gets a SERVER span (the request
-middleware, `service.app`), continued from its W3C `traceparent` header and named after its route,
-with child spans from the data plane ("decode", "encode") and the batcher ("queue", "inference").
-The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+middleware, `service.app`; for gRPC, `service.api.grpc_v2`), continued from its W3C `traceparent`
+header or metadata and named after its route or RPC, with child spans from the data plane
+("decode", "encode") and the batcher ("queue", "inference"). The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, the OTLP exporter's endpoint, headers and timeout.
 """
 
@@ -79,24 +79,43 @@ def start_request(tracer: Tracer, scope: dict) -> tuple[trace.Span, object]:
     """The request's SERVER span, continued from its `traceparent` header, made the current span
     (for the data plane's child spans); returns it with the token that `end_request` detaches."""
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    attributes = {
+        "http.request.method": scope["method"],
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+    }
+    # Named by its method until it has been routed.
+    return _start_server(tracer, scope["method"], headers, attributes)
+
+
+def start_rpc(
+    tracer: Tracer, service: str, method: str, metadata: Iterable[tuple[str, str]] | None
+) -> tuple[trace.Span, object]:
+    """A gRPC call's SERVER span, continued from the `traceparent` of its metadata and made the
+    current span; `end_rpc` ends it."""
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+    return _start_server(tracer, f"{service}/{method}", dict(metadata or ()), attributes)
+
+
+def _start_server(
+    tracer: Tracer, name: str, carrier: dict[str, str], attributes: dict[str, str]
+) -> tuple[trace.Span, object]:
     span = tracer.start_span(
-        scope["method"],  # renamed after its route once it has been routed
-        context=propagate.extract(headers),
-        kind=SpanKind.SERVER,
-        attributes={
-            "http.request.method": scope["method"],
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-        },
+        name, context=propagate.extract(carrier), kind=SpanKind.SERVER, attributes=attributes
     )
     return span, context.attach(trace.set_span_in_context(span))
 
 
 def response_headers(span: trace.Span) -> list[tuple[bytes, bytes]]:
     """`traceparent` of the request's span: the trace id that the client's logs can be joined on."""
+    return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response_metadata(span)]
+
+
+def response_metadata(span: trace.Span) -> list[tuple[str, str]]:
+    """`traceparent` of a span, as a gRPC call's initial metadata carries it back."""
     carrier: dict[str, str] = {}
     _RESPONSE_PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in carrier.items()]
+    return list(carrier.items())
 
 
 def end_request(span: trace.Span, token: object, scope: dict, status: int, model) -> None:
@@ -105,9 +124,19 @@ def end_request(span: trace.Span, token: object, scope: dict, status: int, model
         span.update_name(f"{scope['method']} {route}")
         span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
+    _end_server(span, token, model, failed=status >= 500)
+
+
+def end_rpc(span: trace.Span, token: object, code: int, failed: bool, model) -> None:
+    """`code`: the gRPC status code's number; `failed`: the server's fault (as a 5xx is)."""
+    span.set_attribute("rpc.grpc.status_code", code)
+    _end_server(span, token, model, failed)
+
+
+def _end_server(span: trace.Span, token: object, model, failed: bool) -> None:
     if model is not None:
         span.set_attributes(model_attributes(model.name, model.version))
-    if status >= 500:
+    if failed:
         span.set_status(Status(StatusCode.ERROR))
     context.detach(token)
     span.end()

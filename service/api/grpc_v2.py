@@ -30,12 +30,13 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from service import __version__
+from service import __version__, tracing
 from service.api import tensors
 from service.api.admin import check_admin_key
 from service.api.v2 import apply_timeout, check_tensors
 from service.dataplane import Call, DataPlane, deadline_error
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
+from service.settings import JSON_DECODE_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,18 @@ STATUS: dict[Kind, grpc.StatusCode] = {
     Kind.LOAD_FAILED: grpc.StatusCode.INVALID_ARGUMENT,  # as Triton answers a failed load
     Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Kind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+# The probes: frequent, and nothing to trace (as the HTTP health routes).
+UNTRACED = ("ServerLive", "ServerReady", "ModelReady")
+# The statuses that mark a call's span as an error: the server's fault, as OpenTelemetry's gRPC
+# conventions count them (a client's bad input is not).
+SERVER_FAULTS = {
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS,
 }
 # The datatypes a model config may name, and the typed-contents field that holds each.
 CONTENTS_FIELDS = {
@@ -96,6 +109,11 @@ def rpc(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
         if remaining is not None:
             call.shorten(remaining)
         status, message = grpc.StatusCode.INTERNAL, "internal error; see the service log"
+        span = None
+        if plane.tracer is not None and handler.__name__ not in UNTRACED:
+            metadata = context.invocation_metadata()
+            span, token = tracing.start_rpc(plane.tracer, SERVICE_NAME, handler.__name__, metadata)
+            await context.send_initial_metadata(tracing.response_metadata(span))
         try:
             answer = await handler(self, call, request, context)
             status = grpc.StatusCode.OK
@@ -115,6 +133,9 @@ def rpc(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
         finally:
             plane.end(call)
             self._observe(handler.__name__, call, status, time.perf_counter() - started)
+            if span is not None:
+                failed = status in SERVER_FAULTS
+                tracing.end_rpc(span, token, status.value[0], failed, call.model)
         await context.abort(status, message)
 
     return run
@@ -200,6 +221,9 @@ class InferenceServicer:
         shape = list(tensor.shape)
         plane.check_shape(model, shape, "inputs[0].shape", "inputs[0]")
         raw = bool(request.raw_input_contents)
+        # Counted in the request memory as HTTP bodies are, for as long as the call holds it: the
+        # message that gRPC has parsed, and its rows (typed contents pass through Python numbers).
+        await plane.memory.reserve(call, request.ByteSize() * (2 if raw else JSON_DECODE_FACTOR))
         rows = (_raw_rows if raw else _typed_rows)(request, shape)
         result = await plane.infer(call, model, rows, "inputs[0]")
         output = model.config.outputs[0]

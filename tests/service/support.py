@@ -286,10 +286,10 @@ class InProcessServer:
     """The service's own server (`service.server`) on a loopback port, in a thread of this
     process, so that a test can hold a model's inference (`hold`) and see what ran (`ran`)."""
 
-    def __init__(self, **overrides):
+    def __init__(self, tracer_provider=None, **overrides):
         overrides.setdefault("default_batching", {"inline_below_ms": 0})  # runs in threads
         self.settings = settings(host="127.0.0.1", port=free_port(), **overrides)
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, tracer_provider)
         self.server = uvicorn.Server(server_config(self.settings, self.app))
         self.url = f"http://127.0.0.1:{self.settings.port}"
         self.gate = threading.Event()

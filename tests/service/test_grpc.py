@@ -19,8 +19,13 @@ import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from service.api.grpc_v2 import DESCRIPTORS
+from service.dataplane import Call
 from tests.service.support import (
     MODEL_NAMES,
     InProcessServer,
@@ -43,6 +48,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 KEY = "grpc-test-key"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 ADMIN = {"authorization": f"Bearer {KEY}"}
 TOLERANCE = 1e-6
 
@@ -369,6 +376,76 @@ def test_an_unexpected_error_is_one_internal_logged_once(capfd):
     log = capfd.readouterr().err
     assert log.count("unhandled error in ModelInfer") == 1, log
     assert log.count("RuntimeError: the model exploded") == 1, log
+
+
+def test_a_call_holds_request_memory_and_waits_for_it():
+    """The message and its rows count in the request memory (SERVICE_REQUEST_MEMORY_BYTES) while
+    the call lasts, as an HTTP body does; a call that cannot get it is answered at its deadline."""
+    server, address = grpc_server(request_timeout_s=0.5)
+    rows = sample_rows("boston")
+    with server, grpcclient.InferenceServerClient(address) as client:
+        server.hold()
+        running = threading.Thread(
+            target=client.infer, args=("boston", [infer_input("boston", rows)])
+        )
+        running.start()
+        assert server.entered.wait(10), "the call never reached the model"
+        message = service_pb2.ModelInferRequest(model_name="boston")
+        message.inputs.add(name="features", datatype="FP32", shape=list(rows.shape))
+        message.raw_input_contents.append(rows.astype(np.float32).tobytes())
+        assert server.dataplane.memory.used == 2 * message.ByteSize()
+        server.release()
+        running.join(10)
+        wait_until(lambda: server.dataplane.memory.used == 0, "the memory to be given back")
+
+        hog = Call(time.monotonic(), 3600)  # holds all the memory for longer than the test
+        limit = server.dataplane.memory.limit
+        server.in_loop(lambda: server.dataplane.memory.grow(hog, limit))
+        started = time.monotonic()
+        code, message = status_of(lambda: client.infer("boston", [infer_input("boston", rows)]))
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "deadline" in message
+        assert 0.4 < time.monotonic() - started < 5
+        server.in_loop(lambda: server.dataplane.memory.release(hog))
+        assert client.infer("boston", [infer_input("boston", rows)]).as_numpy("price") is not None
+
+
+def test_calls_are_traced_and_probes_are_not():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    server, address = grpc_server(tracer_provider=provider)
+    rows = sample_rows("boston")
+    with server, grpcclient.InferenceServerClient(address) as client:
+        assert client.is_server_live()
+        assert client.is_model_ready("boston")
+        assert exporter.get_finished_spans() == ()
+        with grpc.insecure_channel(address) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            message = service_pb2.ModelInferRequest(model_name="boston")
+            message.inputs.add(name="features", datatype="FP32", shape=list(rows.shape))
+            message.raw_input_contents.append(rows.astype(np.float32).tobytes())
+            _, answer = stub.ModelInfer.with_call(message, metadata=[("traceparent", TRACEPARENT)])
+            code, _ = status_of(lambda: client.infer("nope", [infer_input("boston", rows)]))
+            assert code == grpc.StatusCode.NOT_FOUND
+    spans = {}
+    for span in exporter.get_finished_spans():
+        spans.setdefault(span.name, []).append(span)
+    served, refused = spans["inference.GRPCInferenceService/ModelInfer"]
+    assert served.kind == SpanKind.SERVER
+    assert f"{served.context.trace_id:032x}" == TRACE_ID
+    assert served.parent.is_remote
+    assert served.attributes["rpc.grpc.status_code"] == 0
+    assert served.attributes["model.name"] == "boston"
+    assert served.attributes["model.version"] == str(newest("boston"))
+    for child in ("queue", "inference"):
+        (span,) = spans[child]
+        assert span.parent.span_id == served.context.span_id
+    # The trace goes back out in the answer's initial metadata.
+    assert dict(answer.initial_metadata())["traceparent"].split("-")[1] == TRACE_ID
+    # A client's mistake is not the server's error.
+    assert refused.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert refused.status.status_code == StatusCode.UNSET
 
 
 def wait_until(condition, what: str, timeout: float = 10) -> None:
