@@ -142,7 +142,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up (0: none)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])

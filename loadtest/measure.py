@@ -17,7 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -56,7 +57,7 @@ class GeneratorWorkload:
 
     def load(self, concurrency: int, cpus: str | None) -> Load:
         protocol = "grpc" if self.endpoint == "grpc" else "rest"
-        return lambda seconds: run_generator(protocol, self.target, concurrency, seconds, cpus)
+        return partial(run_generator, protocol, self.target, concurrency, cpus=cpus)
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,7 @@ def measure_cleanly(server: psutil.Process, load: Load, settings: PointSettings,
     kept = min(runs, key=lambda run: run.others_pct)
     discarded = tuple(Discarded(run.rps, run.others_pct, run.run.error_total)
                       for run in runs if run is not kept)  # fmt: skip
-    return Point(**{**{f: getattr(kept, f) for f in kept.__dataclass_fields__},
-                    "discarded": discarded})  # fmt: skip
+    return replace(kept, discarded=discarded)
 
 
 def answer_problem(workload: Workload, answer: dict) -> str | None:
@@ -241,9 +241,7 @@ def measure_server(
     points = []
     for workload, c in plan:
         if isinstance(workload, Workload):
-            load = lambda seconds, w=workload, c=c: run_wrk(  # noqa: E731
-                url, w, c, seconds, settings.generator_cpus
-            )
+            load = partial(run_wrk, url, workload, c, cpus=settings.generator_cpus)
         else:
             load = workload.load(c, settings.generator_cpus)
         point = measure_cleanly(server_process, load, settings, series=series,

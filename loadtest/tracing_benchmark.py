@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -62,7 +63,7 @@ def measure(args, folder: Path, receiver: OtlpReceiver) -> dict[str, list[dict]]
             try:
                 point = measure_point(
                     psutil.Process(process.pid),
-                    lambda seconds, url=url: run_wrk(url, workload, args.concurrency, seconds),
+                    partial(run_wrk, url, workload, args.concurrency),
                     settings,
                     series=name,
                     model=MODEL,
