@@ -265,11 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     checkouts = {"before": args.before.resolve(), "after": REPO} if args.before else {"this": REPO}
     started = time.perf_counter()
     results = measure(checkouts, args)
-    results.update(
-        **provenance("loadtest.dataplane_benchmark", argv),
-        code={name: service_code(path) for name, path in checkouts.items()},
-        wall_s=time.perf_counter() - started,
-    )
+    results |= provenance("loadtest.dataplane_benchmark", argv) | {
+        "code": {name: service_code(path) for name, path in checkouts.items()},  # each checkout's
+        "wall_s": time.perf_counter() - started,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2), "utf-8")
     args.out.with_suffix(".md").write_text(report(results), "utf-8")
