@@ -3,7 +3,7 @@ kind, the health probe's latency while the largest allowed text batch is encoded
 throughput at c=8 (wrk), for this checkout and, with `--before DIR`, for another checkout of the
 service in the same run (before/after in one report).
 
-    python loadtest/dataplane_benchmark.py [--before DIR] [--rounds 3] [--duration 10]
+    python -m loadtest.dataplane_benchmark [--before DIR] [--rounds 3] [--duration 10]
                                            [--out reports/dataplane]
 
 Each measurement starts a fresh `python -m service` on the committed models with its default
@@ -18,33 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.benchmark import (  # noqa: E402
-    machine,
-    machine_lines,
-    run_wrk,
-    service_code,
-    summarize_wrk,
-    table,
-    write_workloads,
-)
-from loadtest.payloads import model_config, typed_bodies  # noqa: E402
-from loadtest.run import service_environment, start_service, stop_server  # noqa: E402
+from loadtest.payloads import model_config, typed_bodies
+from loadtest.report import machine_lines, provenance, service_code, table
+from loadtest.servers import REPO, service_environment, start_service, stop_server
+from loadtest.wrk import median_of, warm_run, write_workloads
 
 CONCURRENT_BODIES = 4
 IMDB_WIDTH = 50_000  # imdb v2's input row
@@ -173,26 +160,15 @@ def throughput(checkouts: dict[str, Path], args, folder: Path) -> dict[str, dict
     (workload,) = [w for w in write_workloads(["boston"], folder) if w.endpoint == "v2"]
     servers = {name: start_service(folder / f"{name}.log", checkout=checkout)
                for name, checkout in checkouts.items()}  # fmt: skip
-    runs: dict[str, list[dict]] = {name: [] for name in checkouts}
+    runs: dict[str, list] = {name: [] for name in checkouts}
     try:
         for _ in range(args.rounds):
             for name, (_, url) in servers.items():
-                run_wrk(url, workload.bodies, 8, 2)  # warm-up
-                wrk, _, _ = run_wrk(url, workload.bodies, 8, args.duration)
-                runs[name].append(summarize_wrk(wrk))
+                runs[name].append(warm_run(url, workload, 8, args.duration))
     finally:
         for process, _ in servers.values():
             stop_server(process)
-    return {
-        name: {
-            "rps": statistics.median(r["rps"] for r in results),
-            "p50_ms": statistics.median(r["p50_ms"] for r in results),
-            "p99_ms": statistics.median(r["p99_ms"] for r in results),
-            "errors": sum(r["error_total"] for r in results),
-            "runs_rps": [r["rps"] for r in results],
-        }
-        for name, results in runs.items()
-    }
+    return {name: median_of(results) for name, results in runs.items()}
 
 
 def measure(checkouts: dict[str, Path], args) -> dict:
@@ -289,13 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     checkouts = {"before": args.before.resolve(), "after": REPO} if args.before else {"this": REPO}
     started = time.perf_counter()
     results = measure(checkouts, args)
-    results.update(
-        command=shlex.join(["python", "loadtest/dataplane_benchmark.py", *(argv or sys.argv[1:])]),
-        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        code={name: service_code(path) for name, path in checkouts.items()},
-        machine=machine(),
-        wall_s=time.perf_counter() - started,
-    )
+    results |= provenance("loadtest.dataplane_benchmark", argv) | {
+        "code": {name: service_code(path) for name, path in checkouts.items()},  # each checkout's
+        "wall_s": time.perf_counter() - started,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2), "utf-8")
     args.out.with_suffix(".md").write_text(report(results), "utf-8")

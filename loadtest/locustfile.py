@@ -1,6 +1,6 @@
 """Locust scenarios for the service: one user class per model and protocol, real test-split inputs.
 
-    python loadtest/run.py --start-service                      # everything: the mixed scenario
+    python -m loadtest.run --start-service                      # everything: the mixed scenario
     locust -f loadtest/locustfile.py --host http://HOST:8000 TypedImdb V2Boston   # some classes
 
 Each class sends one sample per request, picked at random from `loadtest/samples.json` (written by
@@ -28,16 +28,11 @@ import json
 import math
 import os
 import random
-import sys
 from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.payloads import (  # noqa: E402
+from loadtest.payloads import (
     SAMPLES,
     TYPED_PATHS,
     boston_body,
@@ -50,7 +45,7 @@ from loadtest.payloads import (  # noqa: E402
     v2_body,
     v2_path,
 )
-from service.catalog import IMDB_LABELS, REUTERS_LABELS  # noqa: E402
+from service.catalog import IMDB_LABELS, REUTERS_LABELS
 
 SUMMARY = os.environ.get("LOADTEST_SUMMARY")  # where to write the final stats, as JSON
 MAX_PRICE = 100.0  # $1000s; the data set's prices are 5..50

@@ -101,14 +101,19 @@ def v2_path(name: str) -> str:
 
 
 def v2_body(name: str, row: list) -> dict:
+    return v2_batch_body(name, [row])
+
+
+def v2_batch_body(name: str, batch: list[list]) -> dict:
+    """A V2 request of several rows, its data flat in row-major order."""
     spec = model_config(name)["inputs"][0]
     return {
         "inputs": [
             {
                 "name": spec["name"],
-                "shape": [1, len(row)],
+                "shape": [len(batch), len(batch[0])],
                 "datatype": spec["datatype"],
-                "data": row,
+                "data": [value for row in batch for value in row],
             }
         ]
     }

@@ -1,6 +1,6 @@
 """Where the service's CPU goes under load: py-spy samples it while wrk drives one endpoint.
 
-    python loadtest/profile_service.py [--endpoint boston-v2] [--concurrency 8] [--seconds 10]
+    python -m loadtest.profile_service [--endpoint boston-v2] [--concurrency 8] [--seconds 10]
                                        [--batching on|off] [--out reports/profile]
 
 Starts `python -m service` (the committed models, default settings) on loopback, warms it up,
@@ -27,22 +27,12 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from loadtest.measure import cpu_seconds
+from loadtest.payloads import TYPED_PATHS
+from loadtest.servers import NO_BATCHING, REPO, start_service, stop_server
+from loadtest.wrk import Run, run_wrk, write_workloads
 
-from loadtest.benchmark import (  # noqa: E402
-    ENDPOINTS,
-    NO_BATCHING,
-    cpu_seconds,
-    run_wrk,
-    write_workloads,
-)
-from loadtest.payloads import TYPED_PATHS  # noqa: E402
-from loadtest.run import start_service  # noqa: E402
-from loadtest.servers import stop_server  # noqa: E402
-
-CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ENDPOINTS)
+CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ("typed", "v2"))
 # (group, substrings of a frame's file): a sample belongs to the group of its innermost frame
 # that matches one, tried in this order for each frame.
 GROUPS = [
@@ -75,19 +65,19 @@ def read_samples(path: Path) -> collections.Counter:
     return groups
 
 
-def report(args, groups: collections.Counter, run: dict, server_cpu: float) -> str:
+def report(args, groups: collections.Counter, run: Run, server_cpu: float) -> str:
     total = sum(groups.values())
-    requests = run["requests"]
+    requests = run.requests
     cpu_us = server_cpu / requests * 1e6
     lines = [
         f"# Where the service's CPU goes: {args.endpoint}, c={args.concurrency}, "
         f"batching {args.batching}",
         "",
-        f"Regenerate: `python loadtest/profile_service.py --endpoint {args.endpoint} "
+        f"Regenerate: `python -m loadtest.profile_service --endpoint {args.endpoint} "
         f"--concurrency {args.concurrency} --seconds {args.seconds} --batching {args.batching}`",
         "",
-        f"wrk: {requests:,} requests in {run['duration_us'] / 1e6:.1f} s "
-        f"({requests / (run['duration_us'] / 1e6):,.0f}/s), p50 {run['p50_us'] / 1000:.2f} ms; "
+        f"wrk: {requests:,} requests in {run.seconds:.1f} s "
+        f"({run.rps:,.0f}/s), p50 {run.p50_ms:.2f} ms; "
         f"server CPU {cpu_us:.0f} µs per request; py-spy: {total:,} samples of the server's "
         "busy threads (sampling slows the server a little).",
         "",
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {} if args.batching == "on" else NO_BATCHING
     process, url = start_service(out / "service.log", settings)
     try:
-        run_wrk(url, workload.bodies, args.concurrency, 2)  # warm-up
+        run_wrk(url, workload, args.concurrency, 2)  # warm-up
         server = psutil.Process(process.pid)
         before = cpu_seconds(server)
         sampler = subprocess.Popen(
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(0.5)  # py-spy attaches
-        run, _, _ = run_wrk(url, workload.bodies, args.concurrency, args.seconds - 1)
+        run, _, _ = run_wrk(url, workload, args.concurrency, args.seconds - 1)
         server_cpu = cpu_seconds(server) - before
         if sampler.wait(60) != 0:
             raise SystemExit(f"py-spy failed (exit {sampler.returncode}); does it have ptrace?")

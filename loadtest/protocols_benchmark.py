@@ -1,6 +1,6 @@
 """V2 JSON tensors against the binary tensor data extension, on one service, in one run.
 
-    python loadtest/protocols_benchmark.py [--rounds 3] [--duration 10] [--concurrency 8]
+    python -m loadtest.protocols_benchmark [--rounds 3] [--duration 10] [--concurrency 8]
                                            [--out reports/protocols]
 
 For IMDB and Boston, the same rows (the real test samples of `loadtest/payloads.py`) are sent by
@@ -13,89 +13,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+from loadtest.report import machine_lines, provenance, table
+from loadtest.servers import REPO, start_service, stop_server
+from loadtest.wrk import median_of, warm_run, write_workloads
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.benchmark import (  # noqa: E402
-    machine,
-    machine_lines,
-    run_wrk,
-    service_code,
-    summarize_wrk,
-    table,
-    write_workloads,
-)
-from loadtest.payloads import model_config, rows, v2_path  # noqa: E402
-from loadtest.run import start_service, stop_server  # noqa: E402
-
-WRK_BINARY = REPO / "loadtest" / "wrk_binary.lua"
 MODELS = ("imdb", "boston")
 IMDB_BINARY_FACTOR = 10
 
 
-def binary_bodies(name: str, folder: Path) -> list[Path]:
-    """One file per sample row: the JSON header, then the row's float32 bytes; the header's
-    length ends the file name, where wrk_binary.lua reads it."""
-    config = model_config(name)
-    files = []
-    for i, row in enumerate(rows(name)):
-        raw = np.asarray([row], np.float32).tobytes()
-        spec = config["inputs"][0]
-        header = json.dumps({
-            "inputs": [{"name": spec["name"], "shape": [1, len(row)], "datatype": "FP32",
-                        "parameters": {"binary_data_size": len(raw)}}],
-            "parameters": {"binary_data_output": True},
-        }).encode()  # fmt: skip
-        path = folder / f"{name}-{i}-{len(header)}.bin"
-        path.write_bytes(header + raw)
-        files.append(path)
-    return files
-
-
 def measure(args, folder: Path) -> dict:
-    workloads = {w.model: w for w in write_workloads(list(MODELS), folder) if w.endpoint == "v2"}
-    files = {name: binary_bodies(name, folder) for name in MODELS}
+    workloads = {(w.model, "json" if w.endpoint == "v2" else w.endpoint): w
+                 for w in write_workloads(list(MODELS), folder, ("v2", "binary"))}  # fmt: skip
     process, url = start_service(folder / "service.log")
-    runs: dict[str, dict[str, list[dict]]] = {n: {"json": [], "binary": []} for n in MODELS}
+    runs: dict[str, dict[str, list]] = {n: {"json": [], "binary": []} for n in MODELS}
     try:
         for _ in range(args.rounds):
-            for name in MODELS:
-                path, c, d = v2_path(name), args.concurrency, args.duration
-                run_wrk(url, workloads[name].bodies, c, 2)  # warm-up
-                runs[name]["json"].append(
-                    summarize_wrk(run_wrk(url, workloads[name].bodies, c, d)[0])
-                )
-                binary = [path, *map(str, files[name])]
-                run_wrk(url, binary, c, 2, WRK_BINARY)
-                runs[name]["binary"].append(
-                    summarize_wrk(run_wrk(url, binary, c, d, WRK_BINARY)[0])
-                )
+            for (name, kind), workload in workloads.items():
+                runs[name][kind].append(warm_run(url, workload, args.concurrency, args.duration))
     finally:
         stop_server(process)
     return {
         name: {
-            kind: {
-                "rps": statistics.median(r["rps"] for r in results),
-                "runs_rps": [r["rps"] for r in results],
-                "p50_ms": statistics.median(r["p50_ms"] for r in results),
-                "p99_ms": statistics.median(r["p99_ms"] for r in results),
-                "errors": sum(r["error_total"] for r in results),
-                "body_bytes": (
-                    files[name][0].stat().st_size
-                    if kind == "binary"
-                    else len(workloads[name].first_body)
-                ),
-            }
+            kind: {**median_of(results), "body_bytes": len(workloads[name, kind].first_body)}
             for kind, results in kinds.items()
         }
         for name, kinds in runs.items()
@@ -145,16 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = {
         "points": measure(args, folder),
-        "command": shlex.join(
-            [
-                "python",
-                "loadtest/protocols_benchmark.py",
-                *(argv if argv is not None else sys.argv[1:]),
-            ]
-        ),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "code": service_code(REPO),
-        "machine": machine(),
+        **provenance("loadtest.protocols_benchmark", argv),
         "rounds": args.rounds,
         "duration": args.duration,
         "concurrency": args.concurrency,

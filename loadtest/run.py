@@ -1,7 +1,7 @@
 """Runs the locust scenarios headless in one command, and fails when any request failed.
 
-    python loadtest/run.py --start-service [--users 13] [--spawn-rate 13] [--run-time 30s]
-    python loadtest/run.py --host http://127.0.0.1:8000 --classes TypedImdb V2Boston
+    python -m loadtest.run --start-service [--users 13] [--spawn-rate 13] [--run-time 30s]
+    python -m loadtest.run --host http://127.0.0.1:8000 --classes TypedImdb V2Boston
 
 With `--start-service` it starts `python -m service` (the committed models) on a free loopback
 port, waits until it is ready, and stops it with SIGTERM afterwards. Locust runs in its own process
@@ -17,75 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready  # noqa: E402
+from loadtest.servers import REPO, start_service, stop_server, with_repo_on_path
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-
-
-def with_repo_on_path(env: dict[str, str], checkout: Path = REPO) -> dict[str, str]:
-    """`env` with a checkout (this one) first on PYTHONPATH, so `service` and `loadtest` import
-    from it."""
-    path = os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")]))
-    return {**env, "PYTHONPATH": path}
-
-
-def service_environment(
-    settings: dict[str, str] | None = None, checkout: Path = REPO
-) -> dict[str, str]:
-    """This process's environment without its SERVICE_* variables, plus `settings`: the service's
-    defaults but for what is named."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
-    return with_repo_on_path({**env, **(settings or {})}, checkout)
-
-
-def start_server(
-    command: list[str], env: dict[str, str], port: int, log_path: Path, timeout: float = 60
-) -> tuple[subprocess.Popen, str]:
-    """Starts a server listening on loopback `port`, in the log's folder (so no stray .env file is
-    read), and waits until its `/v2/health/ready` answers 200."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=log_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, url, timeout)
-    except ServerNotReadyError as error:
-        stop_server(process)
-        raise SystemExit(f"`{shlex.join(command)}` {error}; see {log_path}") from None
-    return process, url
-
-
-def start_service(
-    log_path: Path,
-    settings: dict[str, str] | None = None,
-    timeout: float = 60,
-    checkout: Path = REPO,
-) -> tuple[subprocess.Popen, str]:
-    """`python -m service` on the committed models and a free loopback port (gRPC on another),
-    with its default settings but for `settings` (SERVICE_* variables); its code from `checkout`
-    (another revision, for a before/after comparison), the models always this checkout's."""
-    port = free_port()
-    env = service_environment(
-        {
-            "SERVICE_GRPC_PORT": str(free_port()),
-            **(settings or {}),
-            "SERVICE_HOST": "127.0.0.1",
-            "SERVICE_PORT": str(port),
-            "SERVICE_MODEL_REPOSITORY": str(REPO / "models"),
-        },
-        checkout,
-    )
-    return start_server([sys.executable, "-m", "service"], env, port, log_path, timeout)
 
 
 def summary(stats: list[dict]) -> str:

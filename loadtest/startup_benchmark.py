@@ -1,6 +1,6 @@
 """Cold start and memory of one service worker: spawn → /v2/health/ready, and its resident memory.
 
-    python loadtest/startup_benchmark.py [--runs 5] [--models models] [--out reports/startup.md]
+    python -m loadtest.startup_benchmark [--runs 5] [--models models] [--out reports/startup.md]
 
 Each run starts `python -m service` on a free loopback port, times it until the readiness endpoint
 answers 200, reads the process's resident memory (VmRSS, and VmHWM, its peak) once ready and again
@@ -20,12 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.servers import free_port, stop_server, wait_ready  # noqa: E402
-from service.api.typed import EXAMPLE_HOUSE  # noqa: E402
+from loadtest.servers import free_port, stop_server, wait_ready
+from service.api.typed import EXAMPLE_HOUSE
 
 REQUESTS = {
     "/api/imdb": {"reviews": ["A wonderful film with superb acting."]},
@@ -79,7 +75,7 @@ def main() -> int:
     lines = [
         "# Service cold start and memory",
         "",
-        f"Command: `python loadtest/startup_benchmark.py --runs {args.runs}`; "
+        f"Command: `python -m loadtest.startup_benchmark --runs {args.runs}`; "
         f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; models: every version in `{args.models}`.",
         "",

@@ -1,7 +1,7 @@
 """What tracing costs: the service with tracing off, on (exporting every span over OTLP/HTTP to a
 local receiver), and optionally the code of a commit before tracing, side by side.
 
-    python loadtest/tracing_benchmark.py [--rounds 3] [--duration 10] [--warmup 2]
+    python -m loadtest.tracing_benchmark [--rounds 3] [--duration 10] [--warmup 2]
                                          [--concurrency 8] [--before REV] [--out reports/tracing]
 
 wrk sends Boston V2 JSON requests (`loadtest/wrk.lua`, the real test samples) to each service in
@@ -16,29 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from loadtest.benchmark import (  # noqa: E402
-    machine,
-    machine_lines,
-    measure_point,
-    service_code,
-    table,
-    write_workloads,
-)
-from loadtest.otlp_receiver import OtlpReceiver  # noqa: E402
-from loadtest.run import start_service, stop_server  # noqa: E402
+from loadtest.measure import PointSettings, measure_point
+from loadtest.otlp_receiver import OtlpReceiver
+from loadtest.report import machine_lines, provenance, table
+from loadtest.servers import REPO, start_service, stop_server
+from loadtest.wrk import run_wrk, write_workloads
 
 MODEL = "boston"
 # Large enough that no span is dropped at thousands of requests a second (the SDK's default queue
@@ -64,6 +54,7 @@ def measure(args, folder: Path, receiver: OtlpReceiver) -> dict[str, list[dict]]
     if args.before:
         services[f"before ({args.before})"] = ({}, checkout_of(args.before, folder / "before"))
     runs: dict[str, list[dict]] = {name: [] for name in services}
+    settings = PointSettings(args.duration, args.warmup)
     for _ in range(args.rounds):
         for name, (environment, checkout) in services.items():
             process, url = start_service(
@@ -71,13 +62,19 @@ def measure(args, folder: Path, receiver: OtlpReceiver) -> dict[str, list[dict]]
             )
             try:
                 point = measure_point(
-                    psutil.Process(process.pid), url, workload, args.concurrency, args
+                    psutil.Process(process.pid),
+                    partial(run_wrk, url, workload, args.concurrency),
+                    settings,
+                    series=name,
+                    model=MODEL,
+                    endpoint="v2",
+                    concurrency=args.concurrency,
                 )
             finally:
                 stop_server(process)  # exports the spans still buffered
             spans = len(receiver.spans())
             receiver.exports.clear()
-            runs[name].append({**point, "spans": spans})
+            runs[name].append({**point.to_json(), "spans": spans})
     return runs
 
 
@@ -85,13 +82,13 @@ def summary(runs: list[dict]) -> dict:
     return {
         "rps": statistics.median(r["rps"] for r in runs),
         "runs_rps": [r["rps"] for r in runs],
-        "server_cpu_ms": statistics.median(r["server_cpu_s_per_1k"] for r in runs),
-        "runs_server_cpu_ms": [r["server_cpu_s_per_1k"] for r in runs],
-        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "server_cpu_ms": statistics.median(r["server_cpu_ms_per_request"] for r in runs),
+        "runs_server_cpu_ms": [r["server_cpu_ms_per_request"] for r in runs],
+        "p50_ms": statistics.median(r["run"]["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["run"]["p99_ms"] for r in runs),
         "others_pct": max(r["others_pct"] for r in runs),
-        "errors": sum(r["error_total"] for r in runs),
-        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["error_count"] for r in runs),
+        "requests": sum(r["run"]["requests"] for r in runs),
         "spans": sum(r["spans"] for r in runs),  # warm-ups' included
     }
 
@@ -137,16 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = measure(args, folder, receiver)
     results = {
         "points": {name: summary(r) for name, r in runs.items()},
-        "command": shlex.join(
-            [
-                "python",
-                "loadtest/tracing_benchmark.py",
-                *(argv if argv is not None else sys.argv[1:]),
-            ]
-        ),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "code": service_code(REPO),
-        "machine": machine(),
+        **provenance("loadtest.tracing_benchmark", argv),
         "rounds": args.rounds,
         "duration": args.duration,
         "concurrency": args.concurrency,

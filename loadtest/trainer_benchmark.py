@@ -1,6 +1,6 @@
 """Time and peak memory of the trainer's commands that run without TensorFlow.
 
-    python loadtest/trainer_benchmark.py [--runs 3] [--data-dir ../shared/data] [--models models]
+    python -m loadtest.trainer_benchmark [--runs 3] [--data-dir ../shared/data] [--models models]
 
 Each run starts the command in a fresh interpreter (`python -m trainer …`, as people run it) and
 reads its wall time and peak resident memory (the child's ru_maxrss). Targets (issue 14):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from fastapi import FastAPI, HTTPException
 
-from loadtest.baselines.server import arguments, new_app, serve
+from loadtest.baselines.server import new_app, serve_models
 from loadtest.payloads import MODELS, model_config
 
 
@@ -52,12 +52,5 @@ def create_app(names: list[str]) -> FastAPI:
     return app
 
 
-def main() -> None:
-    parser = arguments(__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", required=True)
-    args = parser.parse_args()
-    serve(create_app(args.models), args.host, args.port)
-
-
 if __name__ == "__main__":
-    main()
+    serve_models(__doc__.splitlines()[0], create_app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
 
 
 def new_app(title: str) -> FastAPI:
-    """A FastAPI app with the service's readiness route, which `loadtest/run.py` waits for; built
+    """A FastAPI app with the service's readiness route, which `loadtest/servers.py` waits for; built
     once the models (if any) are loaded, so that it answers only when they are."""
     app = FastAPI(title=title)
 
@@ -27,6 +28,14 @@ def new_app(title: str) -> FastAPI:
         return {"ready": True}
 
     return app
+
+
+def serve_models(description: str, create_app: Callable[[list[str]], FastAPI]) -> None:
+    """The command line of a baseline that loads models: `--host`, `--port`, `--models`."""
+    parser = arguments(description)
+    parser.add_argument("--models", nargs="+", required=True)
+    args = parser.parse_args()
+    serve(create_app(args.models), args.host, args.port)
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

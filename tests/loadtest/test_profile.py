@@ -1,4 +1,4 @@
-"""loadtest/profile_service.py: how samples are grouped, and one short real run."""
+"""`python -m loadtest.profile_service`: how samples are grouped, and one short real run."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_a_short_profile_run(tmp_path):
     if shutil.which("wrk") is None:
         missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     result = subprocess.run(
-        [sys.executable, str(REPO / "loadtest" / "profile_service.py"), "--seconds", "3",
+        [sys.executable, "-m", "loadtest.profile_service", "--seconds", "3",
          "--concurrency", "4", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

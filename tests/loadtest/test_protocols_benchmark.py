@@ -1,4 +1,4 @@
-"""The protocols benchmark (`loadtest/protocols_benchmark.py`), the real command for a second per
+"""The protocols benchmark (`python -m loadtest.protocols_benchmark`), the real command for a second per
 point: every point measured, no errors, a report. No timing assertions."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_the_protocols_benchmark_runs(tmp_path):
     if shutil.which("wrk") is None:
         missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     out = tmp_path / "protocols"
-    command = [sys.executable, str(REPO / "loadtest" / "protocols_benchmark.py"),
+    command = [sys.executable, "-m", "loadtest.protocols_benchmark",
                "--rounds", "1", "--duration", "1", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

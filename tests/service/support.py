@@ -22,8 +22,13 @@ import onnxruntime as ort
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.run import service_environment
-from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
+from loadtest.servers import (
+    ServerNotReadyError,
+    free_port,
+    service_environment,
+    stop_server,
+    wait_ready,
+)
 from service.api.typed import EXAMPLE_HOUSE
 from service.app import create_app
 from service.encoding import TextEncoder, TextEncoding
