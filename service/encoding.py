@@ -179,18 +179,16 @@ class TextEncoder:
         return [self.encoding.start_id, *[get(word, oov) for word in self.tokenize(text)]]
 
     def word_ids_batch(self, texts: Sequence[str]) -> WordIds:
-        """`word_ids` of each text, as one flat int32 array: the words of all texts are looked up
-        in one pass, without a list per text."""
-        tokens = [self.tokenize(text) for text in texts]
-        ends = np.cumsum(np.fromiter(map(len, tokens), np.int64, len(tokens)) + 1)
-        ids = np.full(int(ends[-1]) if ends.size else 0, self.encoding.start_id, np.int32)
-        is_word = np.ones(ids.size, bool)
-        is_word[ends[:-1]] = False  # the start id of every text but the first
-        is_word[:1] = False
-        words = chain.from_iterable(tokens)
-        lookup = map(self._ids.get, words, repeat(self.encoding.oov_id))
-        ids[is_word] = np.fromiter(lookup, np.int32, ids.size - len(tokens))
-        return WordIds(ids, ends)
+        """`word_ids` of each text, as one flat int32 array. A text's words are looked up in C
+        (`np.fromiter` over `map`), not a Python loop; one text at a time, so that a thread
+        encoding a large batch lets others have the GIL between texts."""
+        get, start, oov = self._ids.get, self.encoding.start_id, self.encoding.oov_id
+        ids = [
+            np.fromiter(chain((start,), map(get, words, repeat(oov))), np.int32, len(words) + 1)
+            for words in map(self.tokenize, texts)
+        ]
+        ends = np.cumsum(np.fromiter(map(len, ids), np.int64, len(ids)))
+        return WordIds(np.concatenate(ids) if ids else np.empty(0, np.int32), ends)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
