@@ -44,10 +44,10 @@ class WordIds:
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]]) -> WordIds:
-        lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
-        ends = np.cumsum(lengths)
-        total = int(ends[-1]) if ends.size else 0
-        return cls(np.fromiter(chain.from_iterable(sequences), np.int64, total), ends)
+        ends = np.cumsum(np.fromiter(map(len, sequences), np.int64, len(sequences)))
+        if not len(sequences):
+            return cls(np.empty(0, np.int64), ends)
+        return cls(np.concatenate([np.asarray(s, np.int64) for s in sequences]), ends)
 
     def __len__(self) -> int:
         return self.ends.size
@@ -134,6 +134,9 @@ class TextEncoder:
             self._sorted_codes = codes[self._order]
             if np.any(np.diff(self._sorted_codes) == 0):
                 raise ValueError("the n-gram vocabulary has duplicates")
+            self._unigram_columns = np.full(encoding.num_words, -1, np.int64)
+            unigrams = np.flatnonzero(codes < encoding.num_words)  # a word's code is its id
+            self._unigram_columns[codes[unigrams]] = unigrams
 
     @classmethod
     def from_word_index(
@@ -237,25 +240,30 @@ class TextEncoder:
         n-gram never spans two sequences."""
         if self.ngrams is None:
             return rows, ids
+        columns = self._unigram_columns[ids]  # words: a table lookup
+        found = columns >= 0
+        hit_rows, hit_columns = [rows[found]], [columns[found]]
         num_words = self.encoding.num_words
-        hit_rows, codes = [], []
-        for n in range(1, self.encoding.ngram_max + 1):
+        for n in range(2, self.encoding.ngram_max + 1):
             count = ids.size - n + 1
             if count <= 0:
-                continue
-            code = np.zeros(count, dtype=np.int64)
+                break
+            codes = np.zeros(count, dtype=np.int64)
             for k in range(n):
-                code = code * num_words + ids[k : k + count]
+                codes = codes * num_words + ids[k : k + count]
             within = rows[:count] == rows[n - 1 :]
-            hit_rows.append(rows[:count][within])
-            codes.append(code[within] + _length_offset(n, num_words))
-        if not codes:
-            return rows, ids  # no ids at all
-        rows, codes = np.concatenate(hit_rows), np.concatenate(codes)
-        position = np.searchsorted(self._sorted_codes, codes)
-        position[position == self._sorted_codes.size] = 0
-        hit = self._sorted_codes[position] == codes
-        return rows[hit], self._order[position[hit]]
+            # A batch repeats its n-grams: each distinct one is looked up once, in order (a sorted
+            # search is faster than one that jumps about the vocabulary's codes).
+            codes, each = np.unique(
+                codes[within] + _length_offset(n, num_words), return_inverse=True
+            )
+            position = np.searchsorted(self._sorted_codes, codes)
+            position[position == self._sorted_codes.size] = 0
+            position = position[each]
+            found = self._sorted_codes[position] == codes[each]
+            hit_rows.append(rows[:count][within][found])
+            hit_columns.append(self._order[position[found]])
+        return np.concatenate(hit_rows), np.concatenate(hit_columns)
 
 
 def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:
