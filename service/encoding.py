@@ -54,7 +54,9 @@ class WordIds:
 
     def row_of_each(self) -> np.ndarray:
         """The sequence that each id belongs to."""
-        return np.repeat(np.arange(len(self)), np.diff(self.ends, prepend=0))
+        lengths = self.ends.copy()
+        lengths[1:] -= self.ends[:-1]
+        return np.repeat(np.arange(len(self)), lengths)
 
     def capped(self, num_words: int, oov_id: int) -> WordIds:
         """keras.datasets' `num_words`: ids >= num_words become `oov_id`."""
