@@ -443,3 +443,32 @@ def test_concurrent_raw_texts_are_encoded_and_batched_together_by_the_app():
     histogram = batch_histogram(metrics, "imdb", version)
     assert histogram["sum"] == 2 * len(texts)
     assert histogram["count"] < 2 * len(texts)  # fewer inference calls than requests
+
+
+def test_the_app_encodes_long_texts_off_the_event_loop():
+    """Texts of more than an eighth of `offload_above_bytes` characters are encoded in a thread,
+    shorter ones on the event loop once their batch size is known to run fast."""
+    limit = 80_000  # bytes: texts of over 10,000 characters go to a thread
+    fast = Batching(inline_below_ms=60_000)
+
+    async def main():
+        app = create_app(settings(offload_above_bytes=limit, default_batching=fast))
+        async with app.router.lifespan_context(app):
+            text_encoder = app.state.dataplane.registry.get("imdb").encoder
+            encode, on_the_loop = text_encoder.word_ids_batch, []
+
+            def recorded(texts):
+                on_the_loop.append(threading.get_ident() == loop_thread)
+                return encode(texts)
+
+            text_encoder.word_ids_batch = recorded
+            loop_thread = threading.get_ident()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for text in ["a good movie", "a good movie", "good " * 2_100, "a good movie"]:
+                    answer = await client.post("/api/imdb", json={"reviews": [text]})
+                    assert answer.status_code == 200
+        return on_the_loop
+
+    # The first batch of its size is measured in a thread; 10,500 characters go to one always.
+    assert asyncio.run(main()) == [False, True, False, True]
