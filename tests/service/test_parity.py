@@ -45,7 +45,7 @@ def trainer_sequences(real_data_dir, raw_reviews) -> dict[str, list[list[int]]]:
     full_encoder = TextEncoder.from_word_index(word_index, TextEncoding(num_words=full, dim=full))
     return {
         "imdb": [full_encoder.word_ids(text) for text, _ in raw_reviews],
-        "reuters": data.load_reuters(real_data_dir).x_test[:ROWS],
+        "reuters": [ids.tolist() for ids in data.load_reuters(real_data_dir).x_test[:ROWS]],
     }
 
 
