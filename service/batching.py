@@ -12,10 +12,14 @@ whose caller stopped waiting (the client left, or the data plane gave up on it) 
 neither is computed. A full queue refuses new requests with `UnavailableError` (503 with
 Retry-After).
 
+Raw texts (`TextRows`) are encoded when their batch runs, the texts of all its requests in one
+encoder call: batching merges the encoding, not only the inference.
+
 Where a call runs: a batch that this model ran in under `inline_below_ms` last time (per batch
-size, in powers of two) runs on the event loop; a slower or unmeasured one runs in the inference
-thread pool (onnxruntime releases the GIL there). Handing a call to a thread and back costs two
-thread wake-ups, more than a small model's whole inference.
+size, in powers of two) runs on the event loop; a slower or unmeasured one, or one with texts long
+enough to be `offload`ed, runs in the inference thread pool (onnxruntime releases the GIL there).
+Handing a call to a thread and back costs two thread wake-ups, more than a small model's whole
+inference.
 """
 
 from __future__ import annotations
@@ -66,10 +70,41 @@ class SparseRows:
         out[self.rows, self.columns] = self.values
 
 
-Rows = np.ndarray | SparseRows
+@dataclass(frozen=True)
+class TextRows:
+    """A request's raw texts, one input row each once `encode`d; `offload`: they are long enough
+    that the batch that encodes them must run off the event loop."""
+
+    texts: list[str]
+    encode: Callable[[list[str]], SparseRows]
+    offload: bool = False
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, part: slice) -> TextRows:
+        return TextRows(self.texts[part], self.encode, self.offload)
 
 
-def assemble(parts: Sequence[Rows], dtype: np.dtype) -> np.ndarray:
+Rows = np.ndarray | SparseRows | TextRows
+
+
+def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
+    """The parts with the texts of all `TextRows` encoded in one call (one batch is one model
+    version: one encoder)."""
+    text_parts = [p for p in parts if isinstance(p, TextRows)]
+    encoded = text_parts[0].encode([text for p in text_parts for text in p.texts])
+    out, start = [], 0
+    for part in parts:
+        if isinstance(part, TextRows):
+            out.append(encoded[start : start + len(part)])
+            start += len(part)
+        else:
+            out.append(part)
+    return out
+
+
+def assemble(parts: Sequence[np.ndarray | SparseRows], dtype: np.dtype) -> np.ndarray:
     """One dense batch of the parts' rows, in order."""
     if all(isinstance(p, np.ndarray) for p in parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -191,31 +226,41 @@ class Batcher:
         rows = sum(len(p) for p in parts)
         bucket = self._bucket(rows)
         expected = self._seconds.get(bucket)
-        if expected is not None and expected * 1000 < self.settings.inline_below_ms:
-            out, started, seconds, cpu = self._timed_run(parts)
+        offload = any(isinstance(p, TextRows) and p.offload for p in parts)
+        if not offload and expected is not None and expected * 1000 < self.settings.inline_below_ms:
+            out, started, encoded, ended, cpu = self._timed_run(parts)
         else:
             loop = asyncio.get_running_loop()
-            out, started, seconds, cpu = await loop.run_in_executor(
+            out, started, encoded, ended, cpu = await loop.run_in_executor(
                 self._executor, self._timed_run, parts
             )
         self._seconds[bucket] = cpu if expected is None else 0.8 * expected + 0.2 * cpu
         queued_at = [r.queued_at for r in batch]
-        self._on_batch(rows, seconds, [started - queued for queued in queued_at])
+        self._on_batch(rows, ended - encoded, [started - queued for queued in queued_at])
         if self._tracer is not None:
             attributes = {**self._span_attributes, "batch.size": rows, "batch.requests": len(batch)}
             tracing.record_batch(
-                self._tracer, [r.trace for r in batch], queued_at, started, seconds, attributes
+                self._tracer,
+                [r.trace for r in batch],
+                queued_at,
+                [isinstance(p, TextRows) for p in parts],
+                (started, encoded, ended),
+                attributes,
             )
         return out
 
-    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float, float]:
-        """The output, when the run started (time.monotonic()), how long it took, and the CPU
-        time it took: what decides where the next batch of its size runs, since in a thread the
-        clock also counts the wait for the GIL while the event loop runs, and a batch timed that
-        way would never come back inline."""
-        started, cpu = time.monotonic(), time.thread_time()
+    def _timed_run(self, parts: list[Rows]) -> tuple[np.ndarray, float, float, float, float]:
+        """The output; when (time.monotonic()) the run started, its texts were encoded, and it
+        ended; and the CPU time it took: what decides where the next batch of its size runs,
+        since in a thread the clock also counts the wait for the GIL while the event loop runs,
+        and a batch timed that way would never come back inline."""
+        started = encoded = time.monotonic()
+        cpu = time.thread_time()
+        if any(isinstance(p, TextRows) for p in parts):
+            parts = encode_texts(parts)
+            encoded = time.monotonic()
         out = self._run(assemble(parts, self._dtype))
-        return out, started, time.monotonic() - started, time.thread_time() - cpu
+        return out, started, encoded, time.monotonic(), time.thread_time() - cpu
 
     async def _work(self) -> None:
         while True:

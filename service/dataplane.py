@@ -8,12 +8,14 @@ only translate; here live
 - lookup and lease (`lease`): a reload or unload never fails a request admitted before it;
 - the body (`read_body`, `decode`): the size limit, memory admission, and decoding off the event
   loop when the body is large;
-- the checks of input rows (shape, rows, text lengths, datatype, finiteness) and text encoding,
-  off the event loop when the texts are long (`infer`, `infer_texts`, `infer_word_ids`);
-- batching, through each version's `Batcher` (bounded queue, deadline checked before compute);
+- the checks of input rows (shape, rows, text lengths, datatype, finiteness) and of texts, before
+  they are admitted (`infer`, `infer_texts`, `infer_word_ids`);
+- batching, through each version's `Batcher` (bounded queue, deadline checked before compute): raw
+  texts are encoded there, a batch's texts at once, off the event loop when they are long;
 - the reaper: a request past its deadline, or still running when the shutdown's drain time is
   over, is cancelled and answered (504 or 503), never left hanging;
-- where tracing is on (`service.tracing`), the "decode" and "encode" spans of a request.
+- where tracing is on (`service.tracing`), the "decode" span of a request, and the "encode" span
+  of word ids (the batcher records that of raw texts).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import numpy as np
 from opentelemetry.trace import Tracer
 
 from service import tracing
-from service.batching import SparseRows
+from service.batching import SparseRows, TextRows
+from service.encoding import WordIds
 from service.errors import (
     BadInputError,
     DeadlineExceededError,
@@ -49,8 +52,8 @@ T = TypeVar("T")
 
 REAPER_INTERVAL_S = 0.05  # how often deadlines are looked at: the precision of a 504
 SWITCH_INTERVAL_S = 0.001
-# Encoding a character of text costs about as much as parsing this many bytes of JSON: texts go to
-# a thread from an eighth of the size at which bodies do.
+# Encoding a character of text costs about as much as parsing this many bytes of JSON: texts are
+# encoded in a thread from an eighth of the size at which bodies are decoded there.
 ENCODING_COST = 8
 
 
@@ -342,19 +345,16 @@ class DataPlane:
     async def infer_texts(
         self, call: Call, model: LoadedModel, texts: list[str], field: str
     ) -> np.ndarray:
-        """Output rows for raw texts, encoded as the model was trained."""
+        """Output rows for raw texts, encoded as the model was trained. The batcher encodes them,
+        with the texts of the other requests in their batch."""
         encoder = self._encoder(model)
         self._check_items(texts, field, "characters")
 
-        def encode() -> SparseRows:
-            return self._sparse(model, [encoder.word_ids(text) for text in texts])
+        def encode(batch_texts: list[str]) -> SparseRows:
+            return self._sparse(model, encoder.word_ids_batch(batch_texts))
 
-        with tracing.span(self.tracer, "encode"):
-            if sum(map(len, texts)) * ENCODING_COST <= self.settings.offload_above_bytes:
-                rows = encode()
-            else:
-                rows = await self._off_the_loop(encode)
-        return await model.batcher.submit(rows, call.deadline)
+        offload = sum(map(len, texts)) * ENCODING_COST > self.settings.offload_above_bytes
+        return await model.batcher.submit(TextRows(texts, encode, offload), call.deadline)
 
     async def infer_word_ids(
         self, call: Call, model: LoadedModel, sequences: list[list[int]], field: str
@@ -365,8 +365,11 @@ class DataPlane:
         self._check_items(sequences, field, "word ids")
         oov, limit = encoding.oov_id, encoding.num_words
         with tracing.span(self.tracer, "encode"):
-            capped = [[i if i < limit else oov for i in ids] for ids in sequences]
-            rows = self._sparse(model, capped)
+            try:
+                ids = WordIds.from_sequences(sequences)
+            except OverflowError:  # ids beyond int64: out of vocabulary all the same
+                ids = WordIds.from_sequences([[min(i, limit) for i in s] for s in sequences])
+            rows = self._sparse(model, ids.capped(limit, oov))
         return await model.batcher.submit(rows, call.deadline)
 
     def _check_items(self, items: Sequence[Sequence], field: str, unit: str) -> None:
@@ -386,7 +389,7 @@ class DataPlane:
         return model.encoder
 
     @staticmethod
-    def _sparse(model: LoadedModel, sequences: list[list[int]]) -> SparseRows:
+    def _sparse(model: LoadedModel, sequences: WordIds) -> SparseRows:
         rows, columns, values = model.encoder.coordinates(sequences)
         return SparseRows(len(sequences), model.row_size, rows, columns, values)
 

@@ -12,12 +12,18 @@ The pipeline has two stages, both described by a `TextEncoding` stored in the mo
 2. `vectorize(sequences)`: id sequences → float32 rows of length `dim`. With `features="word_ids"`
    column j is word id j (the book's multi-hot); with `features="ngrams"` column j is the j-th n-gram
    (a tuple of word ids) of a vocabulary learned from the training set by `fit_ngram_vocabulary`.
+
+Both stages work on whole batches: `word_ids_batch` gives a batch's ids as one flat array
+(`WordIds`), and `coordinates`/`vectorize` compute every row of a batch in a few NumPy calls, with
+no Python loop per row.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +33,38 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
 # word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+
+@dataclass(frozen=True)
+class WordIds:
+    """A batch of word-id sequences as one flat array: sequence i is `ids[ends[i - 1]:ends[i]]`."""
+
+    ids: np.ndarray  # integers
+    ends: np.ndarray  # int64, one per sequence
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[Sequence[int]]) -> WordIds:
+        ends = np.cumsum(np.fromiter(map(len, sequences), np.int64, len(sequences)))
+        if not len(sequences):
+            return cls(np.empty(0, np.int64), ends)
+        return cls(np.concatenate([np.asarray(s, np.int64) for s in sequences]), ends)
+
+    def __len__(self) -> int:
+        return self.ends.size
+
+    def row_of_each(self) -> np.ndarray:
+        """The sequence that each id belongs to."""
+        lengths = self.ends.copy()
+        lengths[1:] -= self.ends[:-1]
+        return np.repeat(np.arange(len(self)), lengths)
+
+    def capped(self, num_words: int, oov_id: int) -> WordIds:
+        """keras.datasets' `num_words`: ids >= num_words become `oov_id`."""
+        return WordIds(np.where(self.ids < num_words, self.ids, oov_id), self.ends)
+
+    def split(self) -> list[np.ndarray]:
+        """One array (a view) per sequence."""
+        return np.split(self.ids, self.ends[:-1]) if len(self) else []
 
 
 class TextEncoding(BaseModel):
@@ -98,6 +136,9 @@ class TextEncoder:
             self._sorted_codes = codes[self._order]
             if np.any(np.diff(self._sorted_codes) == 0):
                 raise ValueError("the n-gram vocabulary has duplicates")
+            self._unigram_columns = np.full(encoding.num_words, -1, np.int64)
+            unigrams = np.flatnonzero(codes < encoding.num_words)  # a word's code is its id
+            self._unigram_columns[codes[unigrams]] = unigrams
 
     @classmethod
     def from_word_index(
@@ -142,15 +183,27 @@ class TextEncoder:
         get, oov = self._ids.get, self.encoding.oov_id
         return [self.encoding.start_id, *[get(word, oov) for word in self.tokenize(text)]]
 
+    def word_ids_batch(self, texts: Sequence[str]) -> WordIds:
+        """`word_ids` of each text, as one flat int32 array. A text's words are looked up in C
+        (`np.fromiter` over `map`), not a Python loop; one text at a time, so that a thread
+        encoding a large batch lets others have the GIL between texts."""
+        get, start, oov = self._ids.get, self.encoding.start_id, self.encoding.oov_id
+        ids = [
+            np.fromiter(chain((start,), map(get, words, repeat(oov))), np.int32, len(words) + 1)
+            for words in map(self.tokenize, texts)
+        ]
+        ends = np.cumsum(np.fromiter(map(len, ids), np.int64, len(ids)))
+        return WordIds(np.concatenate(ids) if ids else np.empty(0, np.int32), ends)
+
     def decode(self, ids: Iterable[int]) -> str:
         """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
         first = self.encoding.index_from + 1
         return " ".join(self.words[i - first] for i in ids if first <= i < first + len(self.words))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.vectorize([self.word_ids(text) for text in texts])
+        return self.vectorize(self.word_ids_batch(texts))
 
-    def vectorize(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+    def vectorize(self, sequences: Sequence[Sequence[int]] | WordIds) -> np.ndarray:
         """Word-id sequences → float32 array of shape (len(sequences), dim)."""
         rows, columns, values = self.coordinates(sequences)
         out = np.zeros((len(sequences), self.encoding.dim), dtype=np.float32)
@@ -158,27 +211,24 @@ class TextEncoder:
         return out
 
     def coordinates(
-        self, sequences: Sequence[Sequence[int]]
+        self, sequences: Sequence[Sequence[int]] | WordIds
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The non-zero entries of `vectorize(sequences)` as (rows, columns, values), row-major:
-        a sparse form for training sets too large to hold dense."""
+        a sparse form for training sets too large to hold dense. The whole batch at once: every
+        (row, column) hit gets one key, and one `np.unique` counts them all."""
         encoding = self.encoding
-        rows, columns, values = [], [], []
-        for row, sequence in enumerate(sequences):
-            ids = np.asarray(sequence, dtype=np.int64)
-            if ids.size and (ids.min() < 0 or ids.max() >= encoding.num_words):
-                raise ValueError(f"sequence {row}: word ids must be in [0, {encoding.num_words})")
-            found, counts = np.unique(self._columns(ids), return_counts=True)
-            rows.append(np.full(found.size, row, dtype=np.int64))
-            columns.append(found)
-            values.append(self._weights(found, counts))
-        if not rows:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-        return (
-            np.concatenate(rows),
-            np.concatenate(columns),
-            np.concatenate(values).astype(np.float32),
-        )
+        if not isinstance(sequences, WordIds):
+            sequences = WordIds.from_sequences(sequences)
+        ids = sequences.ids.astype(np.int64, copy=False)
+        rows = sequences.row_of_each()
+        bad = (ids < 0) | (ids >= encoding.num_words)
+        if bad.any():
+            row = rows[bad.argmax()]
+            raise ValueError(f"sequence {row}: word ids must be in [0, {encoding.num_words})")
+        rows, columns = self._hits(ids, rows)
+        keys, counts = np.unique(rows * encoding.dim + columns, return_counts=True)
+        rows, columns = np.divmod(keys, encoding.dim)
+        return rows, columns, self._weights(columns, counts).astype(np.float32)
 
     def _weights(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if self.encoding.weighting == "binary":
@@ -187,20 +237,35 @@ class TextEncoder:
             return counts
         return np.log1p(counts) * self.idf[columns]
 
-    def _columns(self, ids: np.ndarray) -> np.ndarray:
-        """The input columns that one id sequence hits, once per occurrence."""
+    def _hits(self, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of each input column that the flat ids hit, once per occurrence; an
+        n-gram never spans two sequences."""
         if self.ngrams is None:
-            return ids
-        codes = np.concatenate(
-            [
-                sequence_codes(ids, n, self.encoding.num_words)
-                for n in range(1, self.encoding.ngram_max + 1)
-            ]
-        )
-        position = np.searchsorted(self._sorted_codes, codes)
-        position[position == self._sorted_codes.size] = 0
-        hit = self._sorted_codes[position] == codes
-        return self._order[position[hit]]
+            return rows, ids
+        columns = self._unigram_columns[ids]  # words: a table lookup
+        found = columns >= 0
+        hit_rows, hit_columns = [rows[found]], [columns[found]]
+        num_words = self.encoding.num_words
+        for n in range(2, self.encoding.ngram_max + 1):
+            count = ids.size - n + 1
+            if count <= 0:
+                break
+            codes = np.zeros(count, dtype=np.int64)
+            for k in range(n):
+                codes = codes * num_words + ids[k : k + count]
+            within = rows[:count] == rows[n - 1 :]
+            # A batch repeats its n-grams: each distinct one is looked up once, in order (a sorted
+            # search is faster than one that jumps about the vocabulary's codes).
+            codes, each = np.unique(
+                codes[within] + _length_offset(n, num_words), return_inverse=True
+            )
+            position = np.searchsorted(self._sorted_codes, codes)
+            position[position == self._sorted_codes.size] = 0
+            position = position[each]
+            found = self._sorted_codes[position] == codes[each]
+            hit_rows.append(rows[:count][within][found])
+            hit_columns.append(self._order[position[found]])
+        return np.concatenate(hit_rows), np.concatenate(hit_columns)
 
 
 def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:

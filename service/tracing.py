@@ -5,7 +5,8 @@ Off unless a variable asks for export (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 request path does no tracing work at all. On, each request gets a SERVER span (the request
 middleware, `service.app`; for gRPC, `service.api.grpc_v2`), continued from its W3C `traceparent`
 header or metadata and named after its route or RPC, with child spans from the data plane
-("decode", "encode") and the batcher ("queue", "inference"). The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+("decode", "encode" of word ids) and the batcher ("queue", "encode" of raw texts, "inference").
+The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, the OTLP exporter's endpoint, headers and timeout.
 """
 
@@ -164,22 +165,28 @@ def record_batch(
     tracer: Tracer,
     parents: Iterable[context.Context | None],
     queued_at: Iterable[float],
-    started: float,
-    seconds: float,
+    has_texts: Iterable[bool],
+    times: tuple[float, float, float],
     attributes: dict,
 ) -> None:
     """For each request of a batch that ran: its "queue" span (from being queued until the batch
-    started) and its "inference" span (the batch's run, shared with the others: `batch.size`
-    rows of `batch.requests` requests). Times are time.monotonic(), as the batcher keeps them."""
+    started), for a request of raw texts its "encode" span (the batch encoding the texts of all
+    its requests at once), and its "inference" span (the batch's run, shared with the others:
+    `batch.size` rows of `batch.requests` requests). `times`: when the batch started, its texts
+    were encoded, and it ended; all times are time.monotonic(), as the batcher keeps them."""
     to_ns = time.time_ns() - time.monotonic_ns()
-    start_ns, end_ns = int(started * 1e9) + to_ns, int((started + seconds) * 1e9) + to_ns
-    for parent, queued in zip(parents, queued_at, strict=True):
+    started_ns, encoded_ns, ended_ns = (int(t * 1e9) + to_ns for t in times)
+    for parent, queued, texts in zip(parents, queued_at, has_texts, strict=True):
         if parent is None:
             continue
         queue = tracer.start_span(
             "queue", parent, attributes=attributes, start_time=int(queued * 1e9) + to_ns
         )
-        queue.end(start_ns)
-        tracer.start_span("inference", parent, attributes=attributes, start_time=start_ns).end(
-            end_ns
+        queue.end(started_ns)
+        if texts:
+            tracer.start_span("encode", parent, attributes=attributes, start_time=started_ns).end(
+                encoded_ns
+            )
+        tracer.start_span("inference", parent, attributes=attributes, start_time=encoded_ns).end(
+            ended_ns
         )

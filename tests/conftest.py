@@ -18,6 +18,15 @@ MODELS = REPO / "models"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def trainer_cache_dir(tmp_path_factory) -> Path:
+    """The trainer's cache of encoded reviews lives in the test session's own folder, never the
+    user's (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("trainer-cache")
+    os.environ["TRAINER_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """$TRAINER_DATA_DIR, the trainer's own option; the test skips where it is not set."""

@@ -16,8 +16,8 @@ from service.catalog import IMDB_LABELS
 from service.repository import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
-from trainer.fit import HoldOut, dense_stack, fit
-from trainer.publish import Candidate, Serving
+from trainer.fit import HoldOut, dense_stack
+from trainer.publish import Candidate
 from trainer.report import TrainingLog
 from trainer.text import TextFeatures, TextRecipe
 
@@ -54,26 +54,15 @@ def build_model(input_dim: int, recipe: TextRecipe) -> keras.Model:
 
 
 def train(recipe: TextRecipe, data: TextDataset, seed: int, log: TrainingLog) -> Candidate:
-    encoder = text.fit_encoder(recipe.features, data.word_index, data.x_train)
-    dim = encoder.encoding.dim
-    fitted = fit(
-        lambda: build_model(dim, recipe),
-        text.encode(encoder, data.x_train),
+    return text.train(
+        recipe,
+        data,
         data.y_train.astype(np.float32),
-        recipe.training,
+        build_model,
         seed,
         log,
-    )
-    return Candidate(
-        fitted=fitted,
-        x_test=text.encode(encoder, data.x_test),
-        encoder=encoder,
-        serving=Serving(
-            task="binary_classification",
-            description="Sentiment of an IMDB movie review",
-            inputs=[TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, dim])],
-            outputs=[TensorSpec(name="probability", datatype="FP32", shape=[-1, 1])],
-            encoding=encoder.encoding,
-            labels=list(LABELS),
-        ),
+        task="binary_classification",
+        description="Sentiment of an IMDB movie review",
+        outputs=[TensorSpec(name="probability", datatype="FP32", shape=[-1, 1])],
+        labels=list(LABELS),
     )

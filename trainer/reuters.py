@@ -18,8 +18,8 @@ from service.catalog import REUTERS_LABELS
 from service.repository import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
-from trainer.fit import HoldOut, dense_stack, fit
-from trainer.publish import Candidate, Serving
+from trainer.fit import HoldOut, dense_stack
+from trainer.publish import Candidate
 from trainer.report import TrainingLog
 from trainer.text import TextFeatures, TextRecipe
 
@@ -76,31 +76,20 @@ def build_model(input_dim: int, recipe: Recipe) -> keras.Model:
 
 
 def train(recipe: Recipe, data: TextDataset, seed: int, log: TrainingLog) -> Candidate:
-    encoder = text.fit_encoder(recipe.features, data.word_index, data.x_train)
-    dim = encoder.encoding.dim
     targets = (
         np.eye(len(LABELS), dtype=np.float32)[data.y_train]
         if recipe.label_smoothing
         else data.y_train.astype(np.int64)
     )
-    fitted = fit(
-        lambda: build_model(dim, recipe),
-        text.encode(encoder, data.x_train),
+    return text.train(
+        recipe,
+        data,
         targets,
-        recipe.training,
+        build_model,
         seed,
         log,
-    )
-    return Candidate(
-        fitted=fitted,
-        x_test=text.encode(encoder, data.x_test),
-        encoder=encoder,
-        serving=Serving(
-            task="multiclass_classification",
-            description="Topic of a Reuters newswire (46 topics)",
-            inputs=[TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, dim])],
-            outputs=[TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(LABELS)])],
-            encoding=encoder.encoding,
-            labels=list(LABELS),
-        ),
+        task="multiclass_classification",
+        description="Topic of a Reuters newswire (46 topics)",
+        outputs=[TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(LABELS)])],
+        labels=list(LABELS),
     )

@@ -4,13 +4,18 @@ alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 
 from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
-from trainer.data import cap_words
-from trainer.fit import HoldOut
+from service.repository import TensorSpec
+from trainer.data import TextDataset, cap_words
+from trainer.fit import HoldOut, fit
+from trainer.publish import Candidate, Serving
+from trainer.report import TrainingLog
 from trainer.sparse import SparseRows
 
 
@@ -63,3 +68,37 @@ def fit_encoder(
 def encode(encoder: TextEncoder, sequences: list[list[int]]) -> SparseRows:
     rows, columns, values = encoder.coordinates(cap_words(sequences, encoder.encoding.num_words))
     return SparseRows(rows, columns, values, (len(sequences), encoder.encoding.dim))
+
+
+def train(
+    recipe: TextRecipe,
+    data: TextDataset,
+    targets: np.ndarray,
+    build_model: Callable[[int, TextRecipe], keras.Model],
+    seed: int,
+    log: TrainingLog,
+    **serving,
+) -> Candidate:
+    """What both text models do: the recipe's encoder fitted on the training texts, the model
+    fitted on their rows, and the candidate, served with that encoding (`serving`: the rest of
+    its `Serving`)."""
+    encoder = fit_encoder(recipe.features, data.word_index, data.x_train)
+    dim = encoder.encoding.dim
+    fitted = fit(
+        lambda: build_model(dim, recipe),
+        encode(encoder, data.x_train),
+        targets,
+        recipe.training,
+        seed,
+        log,
+    )
+    return Candidate(
+        fitted=fitted,
+        x_test=encode(encoder, data.x_test),
+        encoder=encoder,
+        serving=Serving(
+            inputs=[TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, dim])],
+            encoding=encoder.encoding,
+            **serving,
+        ),
+    )

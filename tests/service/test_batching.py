@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
-from service.batching import Batcher, SparseRows, assemble
+from service.batching import Batcher, SparseRows, TextRows, assemble
 from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
 from tests.service.support import (
@@ -254,6 +254,66 @@ def test_sparse_rows_are_made_dense_for_the_batch_only():
     np.testing.assert_array_equal(assemble([sparse[1:3]], np.dtype(np.float32)), expected[3:])
 
 
+class CountingEncoder:
+    """Encodes each text "r<row>" as a row of its number, and records each call's texts."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: list[str]) -> SparseRows:
+        self.calls.append(list(texts))
+        values = np.array([float(text[1:]) for text in texts])
+        count = len(texts)
+        return SparseRows(count, COLUMNS, np.arange(count), np.zeros(count, int), values)
+
+
+def test_the_texts_of_a_batch_are_encoded_in_one_call():
+    """Requests of raw texts are encoded by the batch, all its texts at once, in order, and each
+    caller gets the rows of its own texts (here among a request of rows)."""
+    encode = CountingEncoder()
+    requests = [
+        TextRows(["r1", "r2"], encode),
+        rows_of(5, 2),
+        TextRows(["r3"], encode),
+        TextRows(["r4", "r5", "r6"], encode),
+    ]
+
+    async def scenario(batcher, model):
+        answers = await with_blocked_first_call(batcher, model, requests)
+        return answers, model.sizes
+
+    answers, sizes = run(scenario, max_batch_size=64, max_wait_ms=0)
+    assert sizes == [1, 8]
+    assert encode.calls == [["r1", "r2", "r3", "r4", "r5", "r6"]]
+    for request, answer in zip(requests, answers, strict=True):
+        if isinstance(request, TextRows):
+            expected = [[2 * float(t[1:]), 0, 0] for t in request.texts]
+            np.testing.assert_array_equal(answer, np.array(expected, np.float32))
+        else:
+            np.testing.assert_array_equal(answer, request * 2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_long_texts_are_encoded_off_the_event_loop(enabled):
+    """However fast the model ran last time, a batch with texts marked `offload` runs in a
+    thread: encoding long texts would hold up the event loop."""
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []
+
+    def encode(texts: list[str]) -> SparseRows:
+        threads.append(threading.get_ident() == loop_thread)
+        return CountingEncoder()(texts)
+
+    async def scenario(batcher, model):
+        for offload in (False, False, True, False):
+            answer = await batcher.submit(TextRows(["r7"], encode, offload))
+            np.testing.assert_array_equal(answer, [[14, 0, 0]])
+        return threads
+
+    on_the_loop = run(scenario, enabled=enabled, inline_below_ms=10_000)
+    assert on_the_loop == [False, True, False, True]  # measured first in a thread, as others
+
+
 def test_a_lone_request_needs_no_company():
     async def scenario(batcher, model):
         # A 60 s window for company: a lone client must not wait for it (the bound is only a
@@ -351,3 +411,69 @@ def test_concurrent_requests_are_batched_by_the_app(name):
     assert histogram["sum"] == 2 * len(rows)  # every row inferred once per request
     assert histogram["count"] > histogram["bucket<=1.0"]  # batches of more than one row
     assert histogram["count"] < 2 * len(rows)  # fewer inference calls than requests
+
+
+def test_concurrent_raw_texts_are_encoded_and_batched_together_by_the_app():
+    """Raw-text requests reach the batcher unencoded: merged into batches, each answered for its
+    own texts, exactly as when it comes alone."""
+    version = newest("imdb")
+    texts = [
+        f"{REVIEWS[i % 3][: 20 + 7 * i]} {REVIEWS[(i + 1) % 3][-(5 + i) :]}" for i in range(48)
+    ]
+
+    async def main():
+        app = create_app(settings())
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                alone = [
+                    (await client.post("/api/imdb", json={"reviews": [text]})).json()
+                    for text in texts
+                ]
+                together = await asyncio.gather(
+                    *(client.post("/api/imdb", json={"reviews": [text]}) for text in texts)
+                )
+                metrics = (await client.get("/metrics")).text
+        return alone, together, metrics
+
+    alone, together, metrics = asyncio.run(main())
+
+    def scores(answer: dict) -> list[float]:
+        return list(answer["predictions"][0]["scores"].values())
+
+    assert all(answer.status_code == 200 for answer in together)
+    for single, answer in zip(alone, together, strict=True):
+        np.testing.assert_allclose(scores(answer.json()), scores(single), rtol=1e-6, atol=1e-6)
+    assert len({round(scores(a)[0], 6) for a in alone}) > len(texts) // 2
+    histogram = batch_histogram(metrics, "imdb", version)
+    assert histogram["sum"] == 2 * len(texts)
+    assert histogram["count"] < 2 * len(texts)  # fewer inference calls than requests
+
+
+def test_the_app_encodes_long_texts_off_the_event_loop():
+    """Texts of more than an eighth of `offload_above_bytes` characters are encoded in a thread,
+    shorter ones on the event loop once their batch size is known to run fast."""
+    limit = 80_000  # bytes: texts of over 10,000 characters go to a thread
+    fast = Batching(inline_below_ms=60_000)
+
+    async def main():
+        app = create_app(settings(offload_above_bytes=limit, default_batching=fast))
+        async with app.router.lifespan_context(app):
+            text_encoder = app.state.dataplane.registry.get("imdb").encoder
+            encode, on_the_loop = text_encoder.word_ids_batch, []
+
+            def recorded(texts):
+                on_the_loop.append(threading.get_ident() == loop_thread)
+                return encode(texts)
+
+            text_encoder.word_ids_batch = recorded
+            loop_thread = threading.get_ident()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for text in ["a good movie", "a good movie", "good " * 2_100, "a good movie"]:
+                    answer = await client.post("/api/imdb", json={"reviews": [text]})
+                    assert answer.status_code == 200
+        return on_the_loop
+
+    # The first batch of its size is measured in a thread; 10,500 characters go to one always.
+    assert asyncio.run(main()) == [False, True, False, True]

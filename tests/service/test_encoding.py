@@ -1,8 +1,18 @@
+from collections import Counter
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
+from service.encoding import (
+    TextEncoder,
+    TextEncoding,
+    WordIds,
+    fit_ngram_vocabulary,
+    smooth_idf,
+)
 
 WORD_INDEX = {"the": 1, "movie": 2, "was": 3, "great": 4, "not": 5, "it's": 6, "br": 7}
 
@@ -120,3 +130,76 @@ def test_log_count_idf_weights_occurrences_by_rarity(tmp_path):
 
 def test_smooth_idf():
     assert smooth_idf(np.array([10, 1]), 10).tolist() == pytest.approx([1.0, 1 + np.log(11 / 2)])
+
+
+def reference_rows(text_encoder: TextEncoder, sequences) -> np.ndarray:
+    """`vectorize` by its definition, a row and an n-gram at a time, in plain Python."""
+    encoding = text_encoder.encoding
+    columns = {gram: j for j, gram in enumerate(text_encoder.ngrams or [])}
+    out = np.zeros((len(sequences), encoding.dim), dtype=np.float32)
+    for row, sequence in enumerate(sequences):
+        if text_encoder.ngrams is None:
+            hits = Counter(sequence)
+        else:
+            grams = [
+                tuple(sequence[i : i + n])
+                for n in range(1, encoding.ngram_max + 1)
+                for i in range(len(sequence) - n + 1)
+            ]
+            hits = Counter(columns[g] for g in grams if g in columns)
+        for column, count in hits.items():
+            if encoding.weighting == "binary":
+                out[row, column] = 1.0
+            elif encoding.weighting == "count":
+                out[row, column] = count
+            else:
+                out[row, column] = np.log1p(count) * text_encoder.idf[column]
+    return out
+
+
+@st.composite
+def encoders_and_batches(draw):
+    num_words = draw(st.integers(4, 12))
+    word_id = st.integers(0, num_words - 1)
+    sequences = draw(st.lists(st.lists(word_id, max_size=12), max_size=6))
+    weighting = draw(st.sampled_from(["binary", "count", "log_count_idf"]))
+    settings = {"weighting": weighting}
+    if draw(st.booleans()):
+        ngram_max = draw(st.integers(1, 3))
+        gram = st.lists(word_id, min_size=1, max_size=ngram_max).map(tuple)
+        ngrams = draw(st.lists(gram, min_size=1, max_size=20, unique=True))
+        settings.update(features="ngrams", ngram_max=ngram_max, dim=len(ngrams), ngrams=ngrams)
+    dim = settings.get("dim", num_words)
+    if weighting == "log_count_idf":
+        settings["idf"] = draw(st.lists(st.floats(1, 5), min_size=dim, max_size=dim))
+    return encoder(num_words, **settings), sequences
+
+
+@settings(max_examples=300, deadline=None)
+@given(encoders_and_batches())
+def test_a_batch_is_vectorised_as_its_rows_are_one_by_one(case):
+    """The whole batch in NumPy at once (n-grams never span two rows, counts per row) gives what
+    the definition gives row by row."""
+    text_encoder, sequences = case
+    expected = reference_rows(text_encoder, sequences)
+    np.testing.assert_allclose(text_encoder.vectorize(sequences), expected, rtol=1e-6)
+    rows, columns, values = text_encoder.coordinates(WordIds.from_sequences(sequences))
+    assert np.all(np.diff(rows * text_encoder.encoding.dim + columns) > 0)  # row-major, once
+    assert values.dtype == np.float32
+    np.testing.assert_allclose(values, expected[rows, columns], rtol=1e-6)
+
+
+def test_an_out_of_range_id_names_its_sequence():
+    with pytest.raises(ValueError, match=r"sequence 2: word ids must be in \[0, 10\)"):
+        encoder().coordinates([[1, 4], [], [1, 3, -1], [12]])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=())), max_size=5), st.booleans())
+def test_a_batch_of_texts_gets_the_word_ids_of_each_text(texts, lower):
+    """Any Unicode (surrogates, Python-only whitespace such as U+001C, final sigma) included."""
+    words = [token for text in texts for token in text.lower().split()][:20]
+    text_encoder = TextEncoder(TextEncoding(num_words=15, dim=15, lower=lower), words)
+    batch = text_encoder.word_ids_batch(texts)
+    assert [ids.tolist() for ids in batch.split()] == [text_encoder.word_ids(t) for t in texts]
+    assert len(batch) == len(texts)

@@ -45,7 +45,7 @@ def trainer_sequences(real_data_dir, raw_reviews) -> dict[str, list[list[int]]]:
     full_encoder = TextEncoder.from_word_index(word_index, TextEncoding(num_words=full, dim=full))
     return {
         "imdb": [full_encoder.word_ids(text) for text, _ in raw_reviews],
-        "reuters": data.load_reuters(real_data_dir).x_test[:ROWS],
+        "reuters": [ids.tolist() for ids in data.load_reuters(real_data_dir).x_test[:ROWS]],
     }
 
 
@@ -145,3 +145,25 @@ def test_boston_named_features_equal_the_test_rows(client, boston_rows):
     served = np.array([p["price"] for p in answer.json()["predictions"]])
     expected = ort_predict("boston", version, boston_rows)[:, 0]
     assert np.abs(served - expected).max() <= TOLERANCE
+
+
+@pytest.mark.slow
+def test_batch_encoding_equals_the_per_text_reference_on_every_real_text(real_data_dir):
+    """All 50,000 raw IMDB reviews (train and test) and every Reuters newswire decoded to text:
+    `word_ids_batch` over all of them gives each text's `word_ids`, the reference."""
+    corpora = {}
+    for name in ("imdb", "reuters"):
+        word_index = json.loads((real_data_dir / f"{name}_word_index.json").read_text("utf-8"))
+        corpora[name] = data.full_vocabulary_encoder(word_index)
+    reviews = data.read_reviews(real_data_dir / "aclImdb.tar.gz")
+    texts = {"imdb": [text for split in reviews.values() for text, _ in split]}
+    newswires = data.load_reuters(real_data_dir)
+    texts["reuters"] = [
+        corpora["reuters"].decode(ids) for ids in newswires.x_train + newswires.x_test
+    ]
+    assert (len(texts["imdb"]), len(texts["reuters"])) == (50_000, 11_228)
+    for name, text_encoder in corpora.items():
+        batch = text_encoder.word_ids_batch(texts[name])
+        assert len(batch) == len(texts[name])
+        for i, (ids, text) in enumerate(zip(batch.split(), texts[name], strict=True)):
+            assert ids.tolist() == text_encoder.word_ids(text), f"{name} text {i}"

@@ -110,7 +110,7 @@ def _children(spans: dict[str, list], server) -> dict[str, object]:
     return children
 
 
-def test_text_requests_have_decode_encode_queue_and_inference_spans(traced_client, spans):
+def test_text_requests_have_decode_queue_encode_and_inference_spans(traced_client, spans):
     response = traced_client.post(
         "/api/imdb", json={"reviews": REVIEWS}, headers={"traceparent": TRACEPARENT}
     )
@@ -120,18 +120,34 @@ def test_text_requests_have_decode_encode_queue_and_inference_spans(traced_clien
     children = _children(found, server)
     assert set(children) == {"decode", "encode", "queue", "inference"}
     model = {"model.name": "imdb", "model.version": str(newest("imdb"))}
-    for name in ("queue", "inference"):
+    for name in ("queue", "encode", "inference"):
         assert children[name].attributes.items() >= model.items(), name
-    assert children["inference"].attributes["batch.size"] == len(REVIEWS)
-    assert children["inference"].attributes["batch.requests"] == 1
-    # In order: the body decoded, the texts encoded, queued, run. The batcher's times are
-    # time.monotonic() turned into wall-clock time, exact to a few microseconds.
+        assert children[name].attributes["batch.size"] == len(REVIEWS)
+        assert children[name].attributes["batch.requests"] == 1
+    # In order: the body decoded, queued, the texts encoded by the batch, run. The batcher's
+    # times are time.monotonic() turned into wall-clock time, exact to a few microseconds.
+    assert_in_order(server, children, ("decode", "queue", "encode", "inference"))
+    assert children["queue"].end_time == children["encode"].start_time
+    assert children["encode"].end_time == children["inference"].start_time
+
+
+def assert_in_order(server, children: dict[str, object], names: tuple[str, ...]) -> None:
     slack = 50_000  # ns
     times = [server.start_time]
-    for name in ("decode", "encode", "queue", "inference"):
+    for name in names:
         times += [children[name].start_time, children[name].end_time]
     times.append(server.end_time)
     assert all(earlier <= later + slack for earlier, later in itertools.pairwise(times)), times
+
+
+def test_word_id_requests_are_encoded_before_they_queue(traced_client, spans):
+    response = traced_client.post("/api/reuters", json={"word_ids": [[1, 5, 9], [1, 70_000]]})
+    assert response.status_code == 200
+    found = spans()
+    (server,) = found["POST /api/reuters"]
+    children = _children(found, server)
+    assert set(children) == {"decode", "encode", "queue", "inference"}
+    assert_in_order(server, children, ("decode", "encode", "queue", "inference"))
     assert children["queue"].end_time == children["inference"].start_time
 
 

@@ -42,7 +42,7 @@ def test_reuters_split_and_encoding_follow_keras(synthetic_data_dir):
     order = np.arange(len(raw_y))
     np.random.RandomState(113).shuffle(order)
     assert len(loaded.x_train) == int(len(raw_y) * 0.8)
-    assert loaded.x_train[0] == [1, *(rank + 3 for rank in raw_x[order[0]])]
+    assert loaded.x_train[0].tolist() == [1, *(rank + 3 for rank in raw_x[order[0]])]
     assert loaded.y_test.tolist() == raw_y[order[len(loaded.x_train) :]].tolist()
     assert set(loaded.files) == {"reuters.npz", "reuters_word_index.json"}
 
@@ -122,5 +122,46 @@ def test_keras_imdb_npz_is_preferred_to_the_raw_reviews(synthetic_data_dir, tmp_
     rng = np.random.RandomState(113)
     train_order = np.arange(4)
     rng.shuffle(train_order)
-    assert loaded.x_train == [[1, *(w + 3 for w in x[i])] for i in train_order]
+    assert [ids.tolist() for ids in loaded.x_train] == [
+        [1, *(w + 3 for w in x[i])] for i in train_order
+    ]
     assert loaded.y_train.tolist() == [[0, 1, 0, 1][i] for i in train_order]
+
+
+def test_encoded_reviews_are_cached_under_the_archives_checksum(
+    synthetic_data_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TRAINER_CACHE_DIR", str(tmp_path / "cache"))
+    first = data.load_imdb(synthetic_data_dir)
+    archive_digest = data.sha256_of(synthetic_data_dir / "aclImdb.tar.gz")
+    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(cached) == 2
+    assert all(archive_digest[:16] in name for name in cached)
+
+    def unread(*args):
+        raise AssertionError("the reviews were read again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(data, "read_reviews", unread)
+        again = data.load_imdb(synthetic_data_dir)
+        test_only = data.load_imdb(synthetic_data_dir, test_only=True)
+    for ours, theirs in [(first.x_train, again.x_train), (first.x_test, again.x_test)]:
+        assert [ids.tolist() for ids in ours] == [ids.tolist() for ids in theirs]
+    assert first.y_train.tolist() == again.y_train.tolist()
+    assert sorted(map(tuple, test_only.x_test)) == sorted(map(tuple, first.x_test))
+
+    # A damaged cache file is not trusted: the reviews are encoded again, and it is rewritten.
+    damaged = tmp_path / "cache" / cached[0]
+    damaged.write_bytes(b"not a cache")
+    assert [ids.tolist() for ids in data.load_imdb(synthetic_data_dir).x_test] == [
+        ids.tolist() for ids in first.x_test
+    ]
+    assert damaged.read_bytes() != b"not a cache"
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAINER_CACHE_DIR", str(tmp_path))
+    assert data.cache_dir() == tmp_path
+    monkeypatch.delenv("TRAINER_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir() == tmp_path / "xdg" / "dlwp-serving"
