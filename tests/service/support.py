@@ -287,6 +287,14 @@ def read_response(sock: socket.socket) -> RawResponse:
     return RawResponse(int(lines[0].split()[1]), headers, body[:length])
 
 
+def wait_until(condition, what: str, timeout: float = 10) -> None:
+    """Polls `condition` until it holds; fails, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 class InProcessServer:
     """The service's own server (`service.server`) on a loopback port, in a thread of this
     process, so that a test can hold a model's inference (`hold`) and see what ran (`ran`)."""

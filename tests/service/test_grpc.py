@@ -40,6 +40,7 @@ from tests.service.support import (
     v2_body,
     v2_outputs,
     versions,
+    wait_until,
 )
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
@@ -446,13 +447,6 @@ def test_calls_are_traced_and_probes_are_not():
     # A client's mistake is not the server's error.
     assert refused.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
     assert refused.status.status_code == StatusCode.UNSET
-
-
-def wait_until(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def health_check(address: str, service: str = "") -> str:

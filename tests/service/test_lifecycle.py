@@ -25,6 +25,7 @@ from tests.service.support import (
     sample_rows,
     settings,
     v2_body,
+    wait_until,
 )
 
 BOSTON = "/v2/models/boston/infer"
@@ -42,13 +43,6 @@ def send(url: str, request: tuple[bytes, bytes]):
     sock = connect(url)
     sock.sendall(b"".join(request))
     return sock
-
-
-def wait_until(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def queued(server: InProcessServer, name: str = "boston") -> int:
