@@ -181,16 +181,8 @@ class Metrics:
         """A request was answered: counted by endpoint, model, version and status, its latency by
         endpoint and model. The labelled children are kept: a `labels()` call costs more than
         the count."""
-        key = (endpoint, name, version, status)
-        counter = self._requests.get(key)
-        if counter is None:
-            counter = self._requests[key] = self.requests.labels(*key)
-        counter.inc()
-        key = (endpoint, name)
-        latency = self._latency.get(key)
-        if latency is None:
-            latency = self._latency[key] = self.latency.labels(*key)
-        latency.observe(seconds)
+        _child(self._requests, self.requests, (endpoint, name, version, status)).inc()
+        _child(self._latency, self.latency, (endpoint, name)).observe(seconds)
 
     def exposition(self) -> bytes:
         """The text for /metrics: this process's values, or every worker's added up."""
@@ -199,6 +191,14 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         return generate_latest(registry)
+
+
+def _child(children: dict, family, key: tuple):
+    """`family.labels(*key)`, looked up once and kept in `children`."""
+    child = children.get(key)
+    if child is None:
+        child = children[key] = family.labels(*key)
+    return child
 
 
 # Triton's per-model families (https://docs.nvidia.com/deeplearning/triton-inference-server/

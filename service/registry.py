@@ -174,13 +174,14 @@ class Registry:
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise RepositoryError(f"{vocabulary} cannot be read: {error}") from None
         labels = {"model": name, "version": str(version)}
+        version_metrics = self.metrics.version(name, version)
         batcher = Batcher(
             runtime.run,
             runtime.dtype,
             self.settings.batching_for(name),
             self._executor,
-            on_batch=self.metrics.version(name, version).batch,
-            on_queue=self.metrics.version(name, version).queue,
+            on_batch=version_metrics.batch,
+            on_queue=version_metrics.queue,
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
             tracer=self.tracer,
             span_attributes=tracing.model_attributes(name, version),
