@@ -12,7 +12,8 @@ The series (servers), each started in turn and measured at every point of its pl
   c ≥ 8; with batching on also, at c=8, V2 binary tensors and Boston over gRPC beside REST V2 JSON
   (both by the asyncio generator of `loadtest/generator.py`);
 - workers2: the service with SERVICE_WORKERS=2, Boston V2 JSON at c ≥ 8, then GET /metrics;
-- floor (`loadtest/baselines/floor.py`), plain (`loadtest/baselines/plain_fastapi.py`) and naive
+- floor (`loadtest/baselines/floor.py`: the points of both services above but the workers', its
+  gRPC method for the gRPC point), plain (`loadtest/baselines/plain_fastapi.py`) and naive
   (`loadtest/baselines/naive_keras.py`, V2 only): the baselines.
 Then the compute limit (`loadtest/baselines/compute_limit.py`) and the soak (`loadtest/soak.py`).
 Where the parts live: `loadtest/wrk.py` (the load generator and the bodies it sends),
@@ -88,15 +89,19 @@ def measure_series(
 
     with running(service("off", NO_BATCHING)) as server:
         points, answers = measure_server("off", SERIES["off"], server, grid + rows32, settings)
+    binary = plan(workloads, ("binary",), protocol_c)
+
+    def python_clients(grpc_port: int, url: str) -> Plan:
+        """Boston over gRPC and REST V2 JSON by the asyncio generator, at the protocol points."""
+        if "boston" not in args.models:
+            return []
+        return [(GeneratorWorkload("boston", endpoint, target), c)
+                for endpoint, target in (("grpc", f"127.0.0.1:{grpc_port}"), ("v2-py", url))
+                for c in protocol_c]  # fmt: skip
+
     grpc_port = free_port()
     with running(service("on", {"SERVICE_GRPC_PORT": str(grpc_port)})) as server:
-        python_clients: Plan = []
-        if "boston" in args.models:
-            python_clients = [(GeneratorWorkload("boston", endpoint, target), c)
-                              for endpoint, target in (("grpc", f"127.0.0.1:{grpc_port}"),
-                                                       ("v2-py", server[1]))
-                              for c in protocol_c]  # fmt: skip
-        on_plan = grid + rows32 + plan(workloads, ("binary",), protocol_c) + python_clients
+        on_plan = grid + rows32 + binary + python_clients(grpc_port, server[1])
         points += measure_server("on", SERIES["on"], server, on_plan, settings)[0]
     workers_plan = plan([w for w in workloads if w.model == "boston"], ("v2",),
                         [c for c in args.concurrency if c >= 8])  # fmt: skip
@@ -109,8 +114,14 @@ def measure_series(
     # The floor answers each path with the service's answer to its first body.
     answers_file = folder / "floor-answers.json"
     answers_file.write_text(json.dumps(answers, indent=1), "utf-8")
-    baselines = [("floor", ["--answers", str(answers_file)], grid + rows32),
-                 ("plain_fastapi", ["--models", *args.models], grid)]  # fmt: skip
+    # The floor also takes the binary bodies and, on a gRPC port of its own, the asyncio clients.
+    grpc_port = free_port()
+    floor = start_baseline("floor", ["--answers", str(answers_file), "--grpc-port", str(grpc_port)],
+                           folder / "floor.log")  # fmt: skip
+    with running(floor) as server:
+        floor_plan = grid + rows32 + binary + python_clients(grpc_port, server[1])
+        points += measure_server("floor", SERIES["floor"], server, floor_plan, settings)[0]
+    baselines = [("plain_fastapi", ["--models", *args.models], grid)]
     if not args.no_naive:
         baselines.append(("naive_keras", ["--models", *args.models], plan(workloads, ("v2",),
                                                                           args.concurrency)))  # fmt: skip

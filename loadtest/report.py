@@ -272,7 +272,10 @@ SERIES_PROSE = [
     "then `GET /metrics` must still answer 200.",
     "- **HTTP floor** (`loadtest/baselines/floor.py`): FastAPI under uvicorn with the service's "
     "uvicorn options; one POST route per path that reads the body and returns the service's "
-    "answer to the path's first body, a constant. HTTP and FastAPI, nothing else.",
+    "answer to the path's first body, a constant. HTTP and FastAPI, nothing else. It also takes "
+    "the binary bodies and the asyncio generator's REST point; its gRPC point is a bare "
+    "grpc.aio `ModelInfer` in the same process, answering a Boston answer built once, bytes in "
+    "and out: grpcio, nothing else.",
     "- **plain FastAPI** (`loadtest/baselines/plain_fastapi.py`): what people write first with "
     "onnxruntime: a route per model and endpoint on the service's typed and V2 paths, a pydantic "
     "body model, the model's onnxruntime session run per request; no batching, no metrics.",

@@ -18,10 +18,11 @@ def arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def new_app(title: str) -> FastAPI:
+def new_app(title: str, lifespan=None) -> FastAPI:
     """A FastAPI app with the service's readiness route, which `loadtest/servers.py` waits for; built
-    once the models (if any) are loaded, so that it answers only when they are."""
-    app = FastAPI(title=title)
+    once the models (if any) are loaded, so that it answers only when they are (and once its
+    `lifespan` has started)."""
+    app = FastAPI(title=title, lifespan=lifespan)
 
     @app.get("/v2/health/ready")
     async def ready():

@@ -53,7 +53,8 @@ def test_benchmark_measures_every_series_without_errors(tmp_path):
         *(("off", *g) for g in grid), ("off", "v2-32", 8),
         *(("on", *g) for g in grid), ("on", "v2-32", 8), ("on", "binary", 8), ("on", "grpc", 8),
         ("on", "v2-py", 8), ("workers2", "v2", 8),
-        *(("floor", *g) for g in grid), ("floor", "v2-32", 8),
+        *(("floor", *g) for g in grid), ("floor", "v2-32", 8), ("floor", "binary", 8),
+        ("floor", "grpc", 8), ("floor", "v2-py", 8),
         *(("plain", *g) for g in grid),
         ("naive", "v2", 1), ("naive", "v2", 8),
     }  # fmt: skip
@@ -166,6 +167,11 @@ POINTS = [
     point("plain", "imdb", "typed", 64, 150),
     point("on", "imdb", "v2", 8, 100),
     point("on", "imdb", "binary", 8, 1200),
+    point("floor", "imdb", "binary", 8, 1500),
+    point("on", "boston", "grpc", 8, 600),
+    point("on", "boston", "v2-py", 8, 800),
+    point("floor", "boston", "grpc", 8, 1000),
+    point("floor", "boston", "v2-py", 8, 2000),
 ]
 LIMITS = [
     measure.ComputeLimit("boston", "run", 1, 1, 9000, 0.1, 0.2, 0.1, 1, 50, 2),
@@ -178,7 +184,8 @@ def test_ratios_compare_the_service_with_each_baseline():
     rows = {(r.model, r.endpoint, r.concurrency): r.values
             for r in targets.ratios(POINTS, LIMITS)}  # fmt: skip
     assert set(rows) == {("boston", "v2", c) for c in (1, 8, 64)} | {
-        ("imdb", "typed", 64), ("imdb", "v2", 8), ("imdb", "binary", 8)}  # fmt: skip
+        ("imdb", "typed", 64), ("imdb", "v2", 8), ("imdb", "binary", 8), ("boston", "grpc", 8),
+        ("boston", "v2-py", 8)}  # fmt: skip
     boston = rows["boston", "v2", 8]
     assert boston["off/floor"] == 0.8
     assert boston["on/floor"] == 0.9
@@ -210,7 +217,10 @@ def test_targets_take_the_better_service_and_say_what_was_not_measured():
     assert plain.measured.startswith("lowest 1.80 × (boston V2 JSON, c=8), over 2 points")
     workers = by["Boston V2 JSON, c=64: SERVICE_WORKERS=2 ≥ 1.5 × one worker's rps (batching on)"]
     assert workers.status == "FAIL"  # 1.4
-    assert by["IMDB V2, c=8: binary ≥ 10 × JSON rps"].status == "PASS"
+    binary = by["IMDB V2, c=8: binary ≥ 10 × JSON rps"]
+    assert (binary.status, binary.measured) == ("PASS", "12 × JSON (the floor's binary: 15 ×)")
+    grpc = by["Boston, c=8, the same asyncio client: gRPC ≥ REST V2 JSON rps"]
+    assert (grpc.status, grpc.measured) == ("FAIL", "0.75 × REST (the floor's: 0.50 ×)")
     assert by["Boston V2, c=8: binary beside JSON (shown only)"].counts is False
     verdicts = targets.verdicts(rows)
     assert verdicts["floor"] == "FAIL"
