@@ -3,6 +3,7 @@ and the graceful shutdown on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import signal
@@ -15,6 +16,7 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.server import CorkedTransport
 from tests.service.support import (
     REVIEWS,
     ServerProcess,
@@ -55,6 +57,84 @@ def test_oversized_chunked_body_is_413_over_http(server):
     assert answer.status_code == 413, answer.text
     assert answer.json()["details"][0]["field"] == "body"
     assert httpx.get(f"{server}/v2/health/ready").status_code == 200
+
+
+class RecordingTransport:
+    def __init__(self):
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str):
+        return f"info:{name}"
+
+
+def test_a_connection_sends_what_it_writes_in_one_loop_turn_at_once():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        inner = RecordingTransport()
+        corked = CorkedTransport(inner, loop)
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        corked.write(b"body")
+        assert inner.sent == []  # held until the end of this turn
+        await asyncio.sleep(0)
+        assert inner.sent == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        corked.write(b"last")
+        corked.close()  # sends what it holds, then closes
+        assert (inner.sent[-1], inner.closed) == (b"last", True)
+        corked.write(b"after close")
+        await asyncio.sleep(0)
+        assert inner.sent[-1] == b"last"  # nothing is written to a closed transport
+        assert corked.get_extra_info("peername") == "info:peername"
+
+    asyncio.run(scenario())
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    """Three requests in one send: three answers, in order, each whole (the answers of one loop
+    turn go out together)."""
+    row = sample_rows("boston")[:1]
+    requests = [
+        raw_request("GET", "/v2/health/ready", x_request_id="first"),
+        raw_request(
+            "POST",
+            "/v2/models/boston/infer",
+            json.dumps(v2_body("boston", row)).encode(),
+            x_request_id="second",
+        ),
+        raw_request("POST", "/api/boston", b'{"houses": [{"crim": "x"}]}', x_request_id="third"),
+    ]
+    with connect(server) as sock:
+        sock.sendall(b"".join(head + body for head, body in requests))
+        data = b""
+        answers = []
+        while len(answers) < len(requests):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {len(answers)} answers"
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {
+                    k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+                }
+                length = int(headers["content-length"])
+                if len(rest) < length:
+                    break
+                answers.append((int(lines[0].split()[1]), headers["x-request-id"], rest[:length]))
+                data = rest[length:]
+    assert [(status, rid) for status, rid, _ in answers] == [
+        (200, "first"), (200, "second"), (422, "third")]  # fmt: skip
+    assert json.loads(answers[1][2])["outputs"][0]["shape"] == [1, 1]
+    assert "crim" in answers[2][2].decode()
 
 
 def test_sigterm_lets_requests_in_flight_finish(tmp_path):
