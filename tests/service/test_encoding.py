@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.encoding import (
+    CodeTable,
     TextEncoder,
     TextEncoding,
     WordIds,
@@ -203,3 +204,35 @@ def test_a_batch_of_texts_gets_the_word_ids_of_each_text(texts, lower):
     batch = text_encoder.word_ids_batch(texts)
     assert [ids.tolist() for ids in batch.split()] == [text_encoder.word_ids(t) for t in texts]
     assert len(batch) == len(texts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sets(st.integers(0, 2**62), max_size=300),
+    st.lists(st.integers(0, 2**62), max_size=50),
+)
+def test_the_code_table_finds_what_a_dict_finds(codes, others):
+    """Whatever the collisions: every stored code gives its column, every other code -1."""
+    codes = np.array(sorted(codes), dtype=np.int64)
+    columns = np.arange(codes.size, dtype=np.int64)[::-1].copy()
+    table = CodeTable(codes, columns)
+    expected = dict(zip(codes.tolist(), columns.tolist(), strict=True))
+    queries = np.array([*codes.tolist(), *others], dtype=np.int64)
+    assert table.find(queries).tolist() == [expected.get(int(q), -1) for q in queries]
+
+
+def test_fill_writes_vectorize_into_a_buffer_and_says_where():
+    text_encoder = encoder(features="ngrams", ngram_max=2, dim=4, ngrams=[(4,), (4, 5), (5,), (1,)])
+    batch = WordIds.from_sequences([[1, 4, 5, 4, 5], [], [5, 4]])
+    buffer = np.zeros((3, 4), np.float32)
+    written = text_encoder.fill(buffer, batch)
+    assert np.array_equal(buffer, text_encoder.vectorize(batch))
+    buffer.reshape(-1)[written] = 0
+    assert not buffer.any()
+
+
+def test_rows_of_word_ids_are_the_sequences_between():
+    ids = WordIds.from_sequences([[1, 2], [], [3, 4, 5], [6]])
+    assert [s.tolist() for s in ids.rows(1, 3).split()] == [[], [3, 4, 5]]
+    assert [s.tolist() for s in ids.rows(3, 10).split()] == [[6]]
+    assert len(ids.rows(4, 8)) == 0
