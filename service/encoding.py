@@ -21,6 +21,7 @@ no Python loop per row.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -33,6 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
 # word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+# What `str.split()` splits on (`str.isspace`), in two parts: what `bytes.split()` splits on too,
+# and the rest (ASCII information separators and non-ASCII spaces).
+BYTES_WHITESPACE = " \t\n\r\x0b\x0c"
+STR_ONLY_WHITESPACE = (
+    "\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class TextEncoder:
             if rank + encoding.index_from < encoding.num_words
         }
         self._table = str.maketrans(encoding.filters, " " * len(encoding.filters))
+        self._bytes: _ByteWords | None = None  # made by the first `word_ids_utf8`
         if self._codes is not None:
             codes = self._codes
             if np.unique(codes).size != codes.size:
@@ -209,6 +218,30 @@ class TextEncoder:
         ]
         ends = np.cumsum(np.fromiter(map(len, ids), np.int64, len(ids)))
         return WordIds(np.concatenate(ids) if ids else np.empty(0, np.int32), ends)
+
+    def word_ids_utf8(self, texts: Sequence[bytes]) -> WordIds:
+        """`word_ids_batch` of UTF-8 encoded texts, the same ids, for corpora: tokenised as bytes
+        and looked up in NumPy, with no Python object per word (25,000 IMDB reviews: ~5 x
+        faster). Invalid UTF-8 raises UnicodeDecodeError, as decoding would."""
+        if self._bytes is None:
+            self._bytes = _ByteWords(self)
+        if not self._bytes.usable:
+            return self.word_ids_batch([text.decode("utf-8") for text in texts])
+        parts, size, first = [], 0, 0
+        for i, text in enumerate(texts):  # ~1 MB of text at a time: NumPy's arrays stay small
+            size += len(text)
+            if size >= _BYTES_CHUNK or i == len(texts) - 1:
+                parts.append(self._bytes.word_ids(texts[first : i + 1]))
+                size, first = 0, i + 1
+        if not parts:
+            return WordIds(np.empty(0, np.int32), np.empty(0, np.int64))
+        offsets = np.cumsum([0, *(part.ids.size for part in parts[:-1])])
+        return WordIds(
+            np.concatenate([part.ids for part in parts]),
+            np.concatenate(
+                [part.ends + offset for part, offset in zip(parts, offsets, strict=True)]
+            ),
+        )
 
     def decode(self, ids: Iterable[int]) -> str:
         """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
@@ -294,6 +327,97 @@ class TextEncoder:
             hit_rows.append(rows[:count][found])
             hit_columns.append(columns[found])
         return np.concatenate(hit_rows), np.concatenate(hit_columns)
+
+
+_BYTES_CHUNK = 1 << 20
+_KEY_BYTES = 16  # words up to this many bytes are looked up in NumPy, longer ones in a dict
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
+_HASH = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+
+
+class _ByteWords:
+    """`TextEncoder.word_ids_batch` for UTF-8 bytes, vectorised. A chunk of texts becomes one
+    byte string: each text lower-cased (as `str.lower`, so non-ASCII texts are decoded for it),
+    the filters and `str.split`'s other separators turned into spaces, the texts joined by
+    spaces. Words are the runs of non-space bytes. Each word's key is its length and its first 16
+    bytes as two integers, read in place from the byte string; keys are found through a
+    `CodeTable` of their hashes and then compared whole with the vocabulary word's, so a hash
+    collision can only cost a lookup, never give a wrong id. Longer words (rare) use a dict."""
+
+    def __init__(self, encoder: TextEncoder):
+        encoding = encoder.encoding
+        self.lower, self.start, self.oov = encoding.lower, encoding.start_id, encoding.oov_id
+        # The byte table only works for ASCII filters; otherwise `word_ids_utf8` decodes.
+        self.usable = encoding.filters.isascii()
+        separators = encoding.filters + STR_ONLY_WHITESPACE[:4]
+        self.table = bytes.maketrans(separators.encode("ascii", "replace"), b" " * len(separators))
+        self.spaces = re.compile("|".join(map(re.escape, STR_ONLY_WHITESPACE[4:])).encode("utf-8"))
+        self.is_space = np.zeros(256, dtype=bool)
+        self.is_space[list(BYTES_WHITESPACE.encode("ascii"))] = True
+        words = [word.encode("utf-8") for word in encoder._ids]
+        ids = np.fromiter(encoder._ids.values(), np.int32, len(words))
+        short = np.fromiter(map(len, words), np.int64, len(words)) <= _KEY_BYTES
+        self.long_ids = {w: int(i) for w, i, s in zip(words, ids, short, strict=True) if not s}
+        kept = [w for w, s in zip(words, short, strict=True) if s]
+        self.ids = ids[short]
+        buffer = b"".join(kept) + bytes(_KEY_BYTES)
+        lengths = np.fromiter(map(len, kept), np.int64, len(kept))
+        starts = np.cumsum(lengths) - lengths
+        keys = _keys(buffer, starts, lengths)
+        hashes = _hash(*keys)
+        if np.unique(hashes).size != hashes.size:  # no vocabulary of this world does this
+            self.usable = False
+        self.found = CodeTable(hashes, np.arange(hashes.size))
+        # One more entry, where words that are not found look: its length (-1) matches no word.
+        self.none = hashes.size
+        self.keys = [np.append(key, fill) for key, fill in zip(keys, (0, 0, -1), strict=True)]
+        self.ids = np.append(self.ids, encoding.oov_id).astype(np.int32)
+
+    def normalised(self, text: bytes) -> bytes:
+        if text.isascii():  # ASCII's str.lower is bytes.lower
+            return (text.lower() if self.lower else text).translate(self.table)
+        decoded = text.decode("utf-8")
+        text = (decoded.lower() if self.lower else decoded).encode("utf-8").translate(self.table)
+        return self.spaces.sub(b" ", text) if self.spaces.search(text) else text
+
+    def word_ids(self, texts: Sequence[bytes]) -> WordIds:
+        normalised = [self.normalised(text) for text in texts]
+        buffer = b" ".join(normalised) + b" " * (_KEY_BYTES + 1)
+        text_starts = np.cumsum([0, *(len(t) + 1 for t in normalised[:-1])])
+        in_word = ~self.is_space[np.frombuffer(buffer, np.uint8)]
+        edges = np.diff(in_word.view(np.int8), prepend=np.int8(0))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        lengths = ends - starts
+        lo, hi, lengths = keys = _keys(buffer, starts, lengths)
+        at = self.found.find(_hash(*keys))
+        at[at < 0] = self.none
+        same = (self.keys[0][at] == lo) & (self.keys[1][at] == hi) & (self.keys[2][at] == lengths)
+        ids = np.where(same, self.ids[at], self.oov).astype(np.int32)
+        for i in np.flatnonzero(lengths > _KEY_BYTES):
+            ids[i] = self.long_ids.get(buffer[starts[i] : ends[i]], self.oov)
+        # Each text: its start id, then its words' ids.
+        counts = np.diff(np.searchsorted(starts, text_starts), append=starts.size)
+        text_ends = np.cumsum(counts + 1)
+        out = np.empty(int(text_ends[-1]), np.int32)
+        is_word = np.ones(out.size, bool)
+        is_word[text_ends - counts - 1] = False
+        out[~is_word] = self.start
+        out[is_word] = ids
+        return WordIds(out, text_ends.astype(np.int64))
+
+
+def _keys(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(first 8 bytes, next 8 bytes, length) of each word of `buffer`, bytes past its end as 0;
+    `buffer` must have 16 bytes after its last word's start."""
+    eights = np.ndarray((len(buffer) - 7,), "<u8", buffer, 0, (1,))  # 8 bytes from each offset
+    lo = eights[starts] & _MASKS[np.minimum(lengths, 8)]
+    hi = eights[starts + 8] & _MASKS[np.clip(lengths - 8, 0, 8)]
+    return lo, hi, lengths
+
+
+def _hash(lo: np.ndarray, hi: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    mixed = lo * _HASH[0] ^ hi * _HASH[1] ^ lengths.astype(np.uint64) * _HASH[2]
+    return (mixed >> np.uint64(1)).astype(np.int64)  # non-negative, as `CodeTable` wants
 
 
 class CodeTable:

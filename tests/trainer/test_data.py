@@ -142,7 +142,7 @@ def test_encoded_reviews_are_cached_under_the_archives_checksum(
         raise AssertionError("the reviews were read again")
 
     with monkeypatch.context() as patched:
-        patched.setattr(data, "read_reviews", unread)
+        patched.setattr(data, "_review_files", unread)
         again = data.load_imdb(synthetic_data_dir)
         test_only = data.load_imdb(synthetic_data_dir, test_only=True)
     for ours, theirs in [(first.x_train, again.x_train), (first.x_test, again.x_test)]:
