@@ -319,10 +319,13 @@ class TextEncoder:
             count = ids.size - n + 1
             if count <= 0:
                 break
-            codes = np.zeros(count, dtype=np.int64)
-            for k in range(n):
-                codes = codes * num_words + ids[k : k + count]
-            columns = self._longer.find(codes + _length_offset(n, num_words))
+            codes = ids[:count] * num_words
+            for k in range(1, n):
+                if k > 1:
+                    codes *= num_words
+                codes += ids[k : k + count]
+            codes += _length_offset(n, num_words)
+            columns = self._longer.find(codes)
             found = (columns >= 0) & (rows[:count] == rows[n - 1 :])
             hit_rows.append(rows[:count][found])
             hit_columns.append(columns[found])
@@ -349,11 +352,10 @@ class _ByteWords:
         self.lower, self.start, self.oov = encoding.lower, encoding.start_id, encoding.oov_id
         # The byte table only works for ASCII filters; otherwise `word_ids_utf8` decodes.
         self.usable = encoding.filters.isascii()
-        separators = encoding.filters + STR_ONLY_WHITESPACE[:4]
+        # Every ASCII separator becomes a space, so that words are the runs of non-spaces.
+        separators = encoding.filters + BYTES_WHITESPACE + STR_ONLY_WHITESPACE[:4]
         self.table = bytes.maketrans(separators.encode("ascii", "replace"), b" " * len(separators))
         self.spaces = re.compile("|".join(map(re.escape, STR_ONLY_WHITESPACE[4:])).encode("utf-8"))
-        self.is_space = np.zeros(256, dtype=bool)
-        self.is_space[list(BYTES_WHITESPACE.encode("ascii"))] = True
         words = [word.encode("utf-8") for word in encoder._ids]
         ids = np.fromiter(encoder._ids.values(), np.int32, len(words))
         short = np.fromiter(map(len, words), np.int64, len(words)) <= _KEY_BYTES
@@ -384,7 +386,7 @@ class _ByteWords:
         normalised = [self.normalised(text) for text in texts]
         buffer = b" ".join(normalised) + b" " * (_KEY_BYTES + 1)
         text_starts = np.cumsum([0, *(len(t) + 1 for t in normalised[:-1])])
-        in_word = ~self.is_space[np.frombuffer(buffer, np.uint8)]
+        in_word = np.frombuffer(buffer, np.uint8) != ord(" ")
         edges = np.diff(in_word.view(np.int8), prepend=np.int8(0))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         lengths = ends - starts
@@ -445,12 +447,21 @@ class CodeTable:
             pending, slots = pending[~placed], (slots[~placed] + 1) & self._mask
 
     def _slots(self, codes: np.ndarray) -> np.ndarray:
-        return ((codes.astype(np.uint64) * self._MULTIPLIER) >> self._shift).astype(np.int64)
+        """Each code's first slot (codes are non-negative: their bits as uint64 are the same)."""
+        hashed = codes.astype(np.int64, copy=False).view(np.uint64) * self._MULTIPLIER
+        hashed >>= self._shift
+        return hashed.view(np.int64)
 
     def find(self, codes: np.ndarray) -> np.ndarray:
         """The column of each code, -1 for codes not in the table."""
+        slots = self._slots(codes)
+        keys = self._keys[slots]
+        hit = keys == codes
         found = np.full(codes.size, -1, np.int64)
-        slots, where = self._slots(codes), np.arange(codes.size)
+        found[hit] = self._columns[slots[hit]]
+        # The few codes whose first slot holds another code probe on.
+        where = np.flatnonzero(~hit & (keys != self._EMPTY))
+        slots = (slots[where] + 1) & self._mask
         while where.size:
             keys = self._keys[slots]
             hit = keys == codes[where]
