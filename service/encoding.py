@@ -21,6 +21,7 @@ no Python loop per row.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -33,6 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
 # word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+# What `str.split()` splits on (`str.isspace`), in two parts: what `bytes.split()` splits on too,
+# and the rest (ASCII information separators and non-ASCII spaces).
+BYTES_WHITESPACE = " \t\n\r\x0b\x0c"
+STR_ONLY_WHITESPACE = (
+    "\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,13 @@ class WordIds:
     def capped(self, num_words: int, oov_id: int) -> WordIds:
         """keras.datasets' `num_words`: ids >= num_words become `oov_id`."""
         return WordIds(np.where(self.ids < num_words, self.ids, oov_id), self.ends)
+
+    def rows(self, start: int, stop: int) -> WordIds:
+        """Sequences start..stop-1 (the ids a view)."""
+        stop = min(stop, len(self))
+        first = self.ends[start - 1] if start > 0 else 0
+        last = self.ends[stop - 1] if stop > start else first
+        return WordIds(self.ids[first:last], self.ends[start:stop] - first)
 
     def split(self) -> list[np.ndarray]:
         """One array (a view) per sequence."""
@@ -132,15 +147,15 @@ class TextEncoder:
             if rank + encoding.index_from < encoding.num_words
         }
         self._table = str.maketrans(encoding.filters, " " * len(encoding.filters))
+        self._bytes: _ByteWords | None = None  # made by the first `word_ids_utf8`
         if self._codes is not None:
             codes = self._codes
-            self._order = np.argsort(codes, kind="stable")
-            self._sorted_codes = codes[self._order]
-            if np.any(np.diff(self._sorted_codes) == 0):
+            if np.unique(codes).size != codes.size:
                 raise ValueError("the n-gram vocabulary has duplicates")
             self._unigram_columns = np.full(encoding.num_words, -1, np.int64)
-            unigrams = np.flatnonzero(codes < encoding.num_words)  # a word's code is its id
-            self._unigram_columns[codes[unigrams]] = unigrams
+            unigrams = codes < encoding.num_words  # a word's code is its id
+            self._unigram_columns[codes[unigrams]] = np.flatnonzero(unigrams)
+            self._longer = CodeTable(codes[~unigrams], np.flatnonzero(~unigrams))
 
     @property
     def ngrams(self) -> list[tuple[int, ...]] | None:
@@ -204,6 +219,30 @@ class TextEncoder:
         ends = np.cumsum(np.fromiter(map(len, ids), np.int64, len(ids)))
         return WordIds(np.concatenate(ids) if ids else np.empty(0, np.int32), ends)
 
+    def word_ids_utf8(self, texts: Sequence[bytes]) -> WordIds:
+        """`word_ids_batch` of UTF-8 encoded texts, the same ids, for corpora: tokenised as bytes
+        and looked up in NumPy, with no Python object per word (25,000 IMDB reviews: 2–3 x
+        faster). Invalid UTF-8 raises UnicodeDecodeError, as decoding would."""
+        if self._bytes is None:
+            self._bytes = _ByteWords(self)
+        if not self._bytes.usable:
+            return self.word_ids_batch([text.decode("utf-8") for text in texts])
+        parts, size, first = [], 0, 0
+        for i, text in enumerate(texts):  # ~1 MB of text at a time: NumPy's arrays stay small
+            size += len(text)
+            if size >= _BYTES_CHUNK or i == len(texts) - 1:
+                parts.append(self._bytes.word_ids(texts[first : i + 1]))
+                size, first = 0, i + 1
+        if not parts:
+            return WordIds(np.empty(0, np.int32), np.empty(0, np.int64))
+        offsets = np.cumsum([0, *(part.ids.size for part in parts[:-1])])
+        return WordIds(
+            np.concatenate([part.ids for part in parts]),
+            np.concatenate(
+                [part.ends + offset for part, offset in zip(parts, offsets, strict=True)]
+            ),
+        )
+
     def decode(self, ids: Iterable[int]) -> str:
         """Word ids back to text, skipping the reserved ids (as the book decodes a newswire)."""
         first = self.encoding.index_from + 1
@@ -214,9 +253,8 @@ class TextEncoder:
 
     def vectorize(self, sequences: Sequence[Sequence[int]] | WordIds) -> np.ndarray:
         """Word-id sequences → float32 array of shape (len(sequences), dim)."""
-        rows, columns, values = self.coordinates(sequences)
         out = np.zeros((len(sequences), self.encoding.dim), dtype=np.float32)
-        out[rows, columns] = values
+        self.fill(out, sequences)
         return out
 
     def coordinates(
@@ -225,19 +263,41 @@ class TextEncoder:
         """The non-zero entries of `vectorize(sequences)` as (rows, columns, values), row-major:
         a sparse form for training sets too large to hold dense. The whole batch at once: every
         (row, column) hit gets one key, and one `np.unique` counts them all."""
-        encoding = self.encoding
+        rows, columns = self._hits(*self._checked(sequences))
+        keys, counts = np.unique(rows * self.encoding.dim + columns, return_counts=True)
+        rows, columns = np.divmod(keys, self.encoding.dim)
+        return rows, columns, self._weights(columns, counts).astype(np.float32)
+
+    def fill(self, out: np.ndarray, sequences: Sequence[Sequence[int]] | WordIds) -> np.ndarray:
+        """Writes `vectorize(sequences)` into `out`, a C-contiguous float32 array of at least
+        len(sequences) × dim that is zero where it is written, and returns the flat positions it
+        wrote: `out.reshape(-1)[positions] = 0` makes it zero again for the next batch (cheaper
+        than a fresh array). Multi-hot rows are written without counting their hits."""
+        flat = out.reshape(-1)
+        if self.encoding.weighting != "binary":
+            rows, columns, values = self.coordinates(sequences)
+            positions = rows * self.encoding.dim + columns
+            flat[positions] = values
+            return positions
+        rows, columns = self._hits(*self._checked(sequences))
+        # an entry hit twice is written twice, with 1 both times
+        positions = rows * self.encoding.dim + columns
+        flat[positions] = 1.0
+        return positions
+
+    def _checked(
+        self, sequences: Sequence[Sequence[int]] | WordIds
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids as int64, the row of each), after checking every id is within the vocabulary."""
         if not isinstance(sequences, WordIds):
             sequences = WordIds.from_sequences(sequences)
         ids = sequences.ids.astype(np.int64, copy=False)
         rows = sequences.row_of_each()
-        bad = (ids < 0) | (ids >= encoding.num_words)
+        bad = (ids < 0) | (ids >= self.encoding.num_words)
         if bad.any():
             row = rows[bad.argmax()]
-            raise ValueError(f"sequence {row}: word ids must be in [0, {encoding.num_words})")
-        rows, columns = self._hits(ids, rows)
-        keys, counts = np.unique(rows * encoding.dim + columns, return_counts=True)
-        rows, columns = np.divmod(keys, encoding.dim)
-        return rows, columns, self._weights(columns, counts).astype(np.float32)
+            raise ValueError(f"sequence {row}: word ids must be in [0, {self.encoding.num_words})")
+        return ids, rows
 
     def _weights(self, columns: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if self.encoding.weighting == "binary":
@@ -259,22 +319,156 @@ class TextEncoder:
             count = ids.size - n + 1
             if count <= 0:
                 break
-            codes = np.zeros(count, dtype=np.int64)
-            for k in range(n):
-                codes = codes * num_words + ids[k : k + count]
-            within = rows[:count] == rows[n - 1 :]
-            # A batch repeats its n-grams: each distinct one is looked up once, in order (a sorted
-            # search is faster than one that jumps about the vocabulary's codes).
-            codes, each = np.unique(
-                codes[within] + _length_offset(n, num_words), return_inverse=True
-            )
-            position = np.searchsorted(self._sorted_codes, codes)
-            position[position == self._sorted_codes.size] = 0
-            position = position[each]
-            found = self._sorted_codes[position] == codes[each]
-            hit_rows.append(rows[:count][within][found])
-            hit_columns.append(self._order[position[found]])
+            codes = ids[:count] * num_words
+            for k in range(1, n):
+                if k > 1:
+                    codes *= num_words
+                codes += ids[k : k + count]
+            codes += _length_offset(n, num_words)
+            columns = self._longer.find(codes)
+            found = (columns >= 0) & (rows[:count] == rows[n - 1 :])
+            hit_rows.append(rows[:count][found])
+            hit_columns.append(columns[found])
         return np.concatenate(hit_rows), np.concatenate(hit_columns)
+
+
+_BYTES_CHUNK = 1 << 20
+_KEY_BYTES = 16  # words up to this many bytes are looked up in NumPy, longer ones in a dict
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
+_HASH = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+
+
+class _ByteWords:
+    """`TextEncoder.word_ids_batch` for UTF-8 bytes, vectorised. A chunk of texts becomes one
+    byte string: each text lower-cased (as `str.lower`, so non-ASCII texts are decoded for it),
+    the filters and `str.split`'s other separators turned into spaces, the texts joined by
+    spaces. Words are the runs of non-space bytes. Each word's key is its length and its first 16
+    bytes as two integers, read in place from the byte string; keys are found through a
+    `CodeTable` of their hashes and then compared whole with the vocabulary word's, so a hash
+    collision can only cost a lookup, never give a wrong id. Longer words (rare) use a dict."""
+
+    def __init__(self, encoder: TextEncoder):
+        encoding = encoder.encoding
+        self.lower, self.start, self.oov = encoding.lower, encoding.start_id, encoding.oov_id
+        # The byte table only works for ASCII filters; otherwise `word_ids_utf8` decodes.
+        self.usable = encoding.filters.isascii()
+        # Every ASCII separator becomes a space, so that words are the runs of non-spaces.
+        separators = encoding.filters + BYTES_WHITESPACE + STR_ONLY_WHITESPACE[:4]
+        self.table = bytes.maketrans(separators.encode("ascii", "replace"), b" " * len(separators))
+        self.spaces = re.compile("|".join(map(re.escape, STR_ONLY_WHITESPACE[4:])).encode("utf-8"))
+        words = [word.encode("utf-8") for word in encoder._ids]
+        ids = np.fromiter(encoder._ids.values(), np.int32, len(words))
+        short = np.fromiter(map(len, words), np.int64, len(words)) <= _KEY_BYTES
+        self.long_ids = {w: int(i) for w, i, s in zip(words, ids, short, strict=True) if not s}
+        kept = [w for w, s in zip(words, short, strict=True) if s]
+        self.ids = ids[short]
+        buffer = b"".join(kept) + bytes(_KEY_BYTES)
+        lengths = np.fromiter(map(len, kept), np.int64, len(kept))
+        starts = np.cumsum(lengths) - lengths
+        keys = _keys(buffer, starts, lengths)
+        hashes = _hash(*keys)
+        if np.unique(hashes).size != hashes.size:  # no vocabulary of this world does this
+            self.usable = False
+        self.found = CodeTable(hashes, np.arange(hashes.size))
+        # One more entry, where words that are not found look: its length (-1) matches no word.
+        self.none = hashes.size
+        self.keys = [np.append(key, fill) for key, fill in zip(keys, (0, 0, -1), strict=True)]
+        self.ids = np.append(self.ids, encoding.oov_id).astype(np.int32)
+
+    def normalised(self, text: bytes) -> bytes:
+        if text.isascii():  # ASCII's str.lower is bytes.lower
+            return (text.lower() if self.lower else text).translate(self.table)
+        decoded = text.decode("utf-8")
+        text = (decoded.lower() if self.lower else decoded).encode("utf-8").translate(self.table)
+        return self.spaces.sub(b" ", text) if self.spaces.search(text) else text
+
+    def word_ids(self, texts: Sequence[bytes]) -> WordIds:
+        normalised = [self.normalised(text) for text in texts]
+        buffer = b" ".join(normalised) + b" " * (_KEY_BYTES + 1)
+        text_starts = np.cumsum([0, *(len(t) + 1 for t in normalised[:-1])])
+        in_word = np.frombuffer(buffer, np.uint8) != ord(" ")
+        edges = np.diff(in_word.view(np.int8), prepend=np.int8(0))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        lengths = ends - starts
+        lo, hi, lengths = keys = _keys(buffer, starts, lengths)
+        at = self.found.find(_hash(*keys))
+        at[at < 0] = self.none
+        same = (self.keys[0][at] == lo) & (self.keys[1][at] == hi) & (self.keys[2][at] == lengths)
+        ids = np.where(same, self.ids[at], self.oov).astype(np.int32)
+        for i in np.flatnonzero(lengths > _KEY_BYTES):
+            ids[i] = self.long_ids.get(buffer[starts[i] : ends[i]], self.oov)
+        # Each text: its start id, then its words' ids.
+        counts = np.diff(np.searchsorted(starts, text_starts), append=starts.size)
+        text_ends = np.cumsum(counts + 1)
+        out = np.empty(int(text_ends[-1]), np.int32)
+        is_word = np.ones(out.size, bool)
+        is_word[text_ends - counts - 1] = False
+        out[~is_word] = self.start
+        out[is_word] = ids
+        return WordIds(out, text_ends.astype(np.int64))
+
+
+def _keys(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(first 8 bytes, next 8 bytes, length) of each word of `buffer`, bytes past its end as 0;
+    `buffer` must have 16 bytes after its last word's start."""
+    eights = np.ndarray((len(buffer) - 7,), "<u8", buffer, 0, (1,))  # 8 bytes from each offset
+    lo = eights[starts] & _MASKS[np.minimum(lengths, 8)]
+    hi = eights[starts + 8] & _MASKS[np.clip(lengths - 8, 0, 8)]
+    return lo, hi, lengths
+
+
+def _hash(lo: np.ndarray, hi: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    mixed = lo * _HASH[0] ^ hi * _HASH[1] ^ lengths.astype(np.uint64) * _HASH[2]
+    return (mixed >> np.uint64(1)).astype(np.int64)  # non-negative, as `CodeTable` wants
+
+
+class CodeTable:
+    """A hash table of int64 codes (n-grams) → columns, looked up for a whole array at once in a
+    few NumPy calls: open addressing with linear probing, at most a quarter full, so that nearly
+    every lookup ends at its first slot. Several times faster than sorting a batch's codes and
+    searching them in the sorted vocabulary, and the same answers."""
+
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2**64 / the golden ratio
+    _EMPTY = -1
+
+    def __init__(self, codes: np.ndarray, columns: np.ndarray):
+        bits = max(4, int(np.ceil(np.log2(max(1, codes.size) * 4))))
+        self._shift, self._mask = np.uint64(64 - bits), (1 << bits) - 1
+        self._keys = np.full(1 << bits, self._EMPTY, np.int64)
+        self._columns = np.full(1 << bits, -1, np.int64)
+        pending, slots = np.arange(codes.size), self._slots(codes)
+        while pending.size:  # each round, the first code that wants a free slot takes it
+            free = np.flatnonzero(self._keys[slots] == self._EMPTY)
+            taken, first = np.unique(slots[free], return_index=True)
+            winners = pending[free[first]]
+            self._keys[taken], self._columns[taken] = codes[winners], columns[winners]
+            placed = np.zeros(pending.size, bool)
+            placed[free[first]] = True
+            pending, slots = pending[~placed], (slots[~placed] + 1) & self._mask
+
+    def _slots(self, codes: np.ndarray) -> np.ndarray:
+        """Each code's first slot (codes are non-negative: their bits as uint64 are the same)."""
+        hashed = codes.astype(np.int64, copy=False).view(np.uint64) * self._MULTIPLIER
+        hashed >>= self._shift
+        return hashed.view(np.int64)
+
+    def find(self, codes: np.ndarray) -> np.ndarray:
+        """The column of each code, -1 for codes not in the table."""
+        slots = self._slots(codes)
+        keys = self._keys[slots]
+        hit = keys == codes
+        found = np.full(codes.size, -1, np.int64)
+        found[hit] = self._columns[slots[hit]]
+        # The few codes whose first slot holds another code probe on.
+        where = np.flatnonzero(~hit & (keys != self._EMPTY))
+        slots = (slots[where] + 1) & self._mask
+        while where.size:
+            keys = self._keys[slots]
+            hit = keys == codes[where]
+            found[where[hit]] = self._columns[slots[hit]]
+            going_on = ~hit & (keys != self._EMPTY)
+            where, slots = where[going_on], (slots[going_on] + 1) & self._mask
+        return found
 
 
 def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:

@@ -196,7 +196,7 @@ def reexport(
             lambda x: serve(tf.constant(x)).numpy(),
             folder / SAVED_MODEL_DIR,
             candidate,
-            lambda: input_batches(config, folder, dataset),
+            lambda: input_batches(config, folder, dataset, rows=256),
             config.task,
         )
         updated = config.model_copy(update={"export": export_info(parity)})

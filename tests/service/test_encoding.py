@@ -7,6 +7,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from service.encoding import (
+    BYTES_WHITESPACE,
+    STR_ONLY_WHITESPACE,
+    CodeTable,
     TextEncoder,
     TextEncoding,
     WordIds,
@@ -14,6 +17,14 @@ from service.encoding import (
     smooth_idf,
 )
 
+TRICKY_TEXTS = [
+    "ΟΔΟΣ ΣΟΦΟΣ. Σ",  # final sigma: str.lower looks at the neighbours
+    "İstanbul İİ",  # lower-cases to two code points
+    "a\xa0b\u3000c\x1cd\u2028e\x85f",  # separators of str.split that bytes.split ignores
+    "a-word-longer-than-sixteen-bytes, ünïcödé-wörd-öf-längth!",
+    "The MOVIE<br /><br />was\tgreat\r\n",
+    "",
+]
 WORD_INDEX = {"the": 1, "movie": 2, "was": 3, "great": 4, "not": 5, "it's": 6, "br": 7}
 
 
@@ -203,3 +214,62 @@ def test_a_batch_of_texts_gets_the_word_ids_of_each_text(texts, lower):
     batch = text_encoder.word_ids_batch(texts)
     assert [ids.tolist() for ids in batch.split()] == [text_encoder.word_ids(t) for t in texts]
     assert len(batch) == len(texts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sets(st.integers(0, 2**62), max_size=300),
+    st.lists(st.integers(0, 2**62), max_size=50),
+)
+def test_the_code_table_finds_what_a_dict_finds(codes, others):
+    """Whatever the collisions: every stored code gives its column, every other code -1."""
+    codes = np.array(sorted(codes), dtype=np.int64)
+    columns = np.arange(codes.size, dtype=np.int64)[::-1].copy()
+    table = CodeTable(codes, columns)
+    expected = dict(zip(codes.tolist(), columns.tolist(), strict=True))
+    queries = np.array([*codes.tolist(), *others], dtype=np.int64)
+    assert table.find(queries).tolist() == [expected.get(int(q), -1) for q in queries]
+
+
+def test_fill_writes_vectorize_into_a_buffer_and_says_where():
+    text_encoder = encoder(features="ngrams", ngram_max=2, dim=4, ngrams=[(4,), (4, 5), (5,), (1,)])
+    batch = WordIds.from_sequences([[1, 4, 5, 4, 5], [], [5, 4]])
+    buffer = np.zeros((3, 4), np.float32)
+    written = text_encoder.fill(buffer, batch)
+    assert np.array_equal(buffer, text_encoder.vectorize(batch))
+    buffer.reshape(-1)[written] = 0
+    assert not buffer.any()
+
+
+def test_rows_of_word_ids_are_the_sequences_between():
+    ids = WordIds.from_sequences([[1, 2], [], [3, 4, 5], [6]])
+    assert [s.tolist() for s in ids.rows(1, 3).split()] == [[], [3, 4, 5]]
+    assert [s.tolist() for s in ids.rows(3, 10).split()] == [[6]]
+    assert len(ids.rows(4, 8)) == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(exclude_categories=("Cs",))) | st.sampled_from(TRICKY_TEXTS),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_utf8_texts_get_the_word_ids_of_their_decoded_text(texts, lower):
+    """The bytes path (NumPy lookups, words of up to 16 bytes in place, longer in a dict) gives
+    `word_ids_batch`'s ids, whatever the Unicode: non-ASCII spaces, U+001C, final sigma, İ."""
+    words = [token for text in texts for token in text.lower().split()][:30]
+    words += ["a-word-longer-than-sixteen-bytes", "ünïcödé-wörd-öf-längth"]
+    text_encoder = TextEncoder(TextEncoding(num_words=40, dim=40, lower=lower), words)
+    expected = text_encoder.word_ids_batch(texts)
+    batch = text_encoder.word_ids_utf8([text.encode("utf-8") for text in texts])
+    assert batch.ids.tolist() == expected.ids.tolist()
+    assert batch.ends.tolist() == expected.ends.tolist()
+
+
+def test_the_whitespace_tables_are_what_str_split_splits_on():
+    separators = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    assert sorted(BYTES_WHITESPACE + STR_ONLY_WHITESPACE) == sorted(separators)
+    assert all(c.encode().isspace() for c in BYTES_WHITESPACE)
+    assert not any(c.encode().isspace() for c in STR_ONLY_WHITESPACE)

@@ -1,5 +1,7 @@
+import gzip
 import json
 import shutil
+import tarfile
 
 import numpy as np
 import pytest
@@ -60,6 +62,33 @@ def test_raw_reviews_are_encoded_with_the_word_index(synthetic_data_dir):
         assert "br" not in words  # not in this word index: "<br />" gives "br", an OOV id
         assert 2 in ids
         assert {"good", "great"} <= set(words) if label else {"bad", "awful"} <= set(words)
+
+
+def test_reuters_test_rows_alone_are_the_test_rows(synthetic_data_dir):
+    whole = data.load_reuters(synthetic_data_dir)
+    test_only = data.load_reuters(synthetic_data_dir, test_only=True)
+    assert test_only.x_train == []
+    assert test_only.y_train.size == 0
+    assert [x.tolist() for x in test_only.x_test] == [x.tolist() for x in whole.x_test]
+    assert test_only.y_test.tolist() == whole.y_test.tolist()
+
+
+def test_the_archive_is_read_as_gzip_reads_it(synthetic_data_dir, tmp_path):
+    """Inflated a megabyte at a time, members one after another; a truncated file is refused."""
+    archive = (synthetic_data_dir / "aclImdb.tar.gz").read_bytes()
+    assert b"".join(data._gunzipped(synthetic_data_dir / "aclImdb.tar.gz", chunk=1000)) == (
+        gzip.decompress(archive)
+    )
+    two_members = tmp_path / "two.gz"
+    two_members.write_bytes(gzip.compress(b"first ") + gzip.compress(b"second"))
+    assert b"".join(data._gunzipped(two_members, chunk=7)) == b"first second"
+    truncated = tmp_path / "truncated.gz"
+    truncated.write_bytes(archive[: len(archive) // 2])
+    with pytest.raises(data.DataError, match="ends early"):
+        b"".join(data._gunzipped(truncated))
+    names = [name for name, _ in data._tar_files(synthetic_data_dir / "aclImdb.tar.gz")]
+    with tarfile.open(synthetic_data_dir / "aclImdb.tar.gz") as reference:
+        assert names == [m.name for m in reference.getmembers() if m.isfile()]
 
 
 def test_cap_words_is_keras_num_words():
@@ -142,7 +171,7 @@ def test_encoded_reviews_are_cached_under_the_archives_checksum(
         raise AssertionError("the reviews were read again")
 
     with monkeypatch.context() as patched:
-        patched.setattr(data, "read_reviews", unread)
+        patched.setattr(data, "_review_files", unread)
         again = data.load_imdb(synthetic_data_dir)
         test_only = data.load_imdb(synthetic_data_dir, test_only=True)
     for ours, theirs in [(first.x_train, again.x_train), (first.x_test, again.x_test)]:
