@@ -424,18 +424,19 @@ def _hash(lo: np.ndarray, hi: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 class CodeTable:
     """A hash table of int64 codes (n-grams) → columns, looked up for a whole array at once in a
-    few NumPy calls: open addressing with linear probing, at most a quarter full, so that nearly
-    every lookup ends at its first slot. Several times faster than sorting a batch's codes and
-    searching them in the sorted vocabulary, and the same answers."""
+    few NumPy calls: open addressing with linear probing, at most half full, so that most lookups
+    end at their first slot. Several times faster than sorting a batch's codes and searching them
+    in the sorted vocabulary, and the same answers; 1.5 MiB for IMDB v2's 36,354 n-grams (every
+    worker holds it)."""
 
     _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2**64 / the golden ratio
     _EMPTY = -1
 
     def __init__(self, codes: np.ndarray, columns: np.ndarray):
-        bits = max(4, int(np.ceil(np.log2(max(1, codes.size) * 4))))
+        bits = max(4, int(np.ceil(np.log2(max(1, codes.size) * 2))))
         self._shift, self._mask = np.uint64(64 - bits), (1 << bits) - 1
         self._keys = np.full(1 << bits, self._EMPTY, np.int64)
-        self._columns = np.full(1 << bits, -1, np.int64)
+        self._columns = np.full(1 << bits, -1, np.int32)
         pending, slots = np.arange(codes.size), self._slots(codes)
         while pending.size:  # each round, the first code that wants a free slot takes it
             free = np.flatnonzero(self._keys[slots] == self._EMPTY)
