@@ -61,7 +61,7 @@ def create_app(
             "ready in %.2f s: %s, %d intra-op threads per model",
             time.perf_counter() - started,
             ", ".join(f"{n} v{sorted(v)}" for n, v in dataplane.registry.models.items()),
-            settings.threads(),
+            settings.intra_op_threads,
         )
         yield {"dataplane": dataplane}  # also seen by the server's connections (service.server)
         dataplane.drain()

@@ -163,7 +163,7 @@ class Registry:
             folder / ONNX_FILE,
             config,
             self.settings.providers,
-            self.settings.threads(),
+            self.settings.intra_op_threads,
             self.settings.require_providers,
         )
         encoder = None

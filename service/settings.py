@@ -80,11 +80,15 @@ class Settings(BaseSettings):
     require_providers: bool = Field(
         False, description="refuse to start when a listed provider is not available (fail fast)"
     )
+    # One by default: these models' operators take microseconds, and a second onnxruntime
+    # thread, which may not spin (it would take the CPU the event loop needs), mostly wakes too
+    # late to share them: up to 1.7 x the CPU per batch, rarely a faster one (`python -m
+    # loadtest.threads_benchmark`). The worker's CPUs run batches side by side instead.
     intra_op_threads: int = Field(
         1,
         ge=1,
         description="onnxruntime intra-op threads per model session; the worker's CPUs run "
-        "batches side by side (see `threads`)",
+        "batches side by side (`inference_threads`)",
     )
     batching: dict[str, Batching] = Field(
         default_factory=dict, description="per model; models not named get `default_batching`"
@@ -181,17 +185,10 @@ class Settings(BaseSettings):
     def versions_to_serve(self, model: str, versions: list[int]) -> list[int]:
         return self.version_policy.get(model, VersionPolicy()).select(versions)
 
-    def threads(self) -> int:
-        """Intra-op threads per session. One by default: these models' operators take
-        microseconds, and a second onnxruntime thread, which may not spin (it would take the CPU
-        the event loop needs), mostly wakes too late to share them: up to 1.7 x the CPU per
-        batch, rarely a faster one (`python -m loadtest.threads_benchmark`)."""
-        return self.intra_op_threads
-
     def inference_threads(self) -> int:
         """Threads that run inference calls: as many as the worker's share of the CPUs holds at
-        `threads()` intra-op threads each; more would only contend for the same cores."""
-        return max(1, available_cpus() // self.workers // self.threads())
+        `intra_op_threads` each; more would only contend for the same cores."""
+        return max(1, available_cpus() // self.workers // self.intra_op_threads)
 
 
 def available_cpus() -> int:

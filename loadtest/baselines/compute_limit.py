@@ -62,7 +62,7 @@ def measure(name: str, duration: float, warmup: float) -> list[dict]:
         folder / ONNX_FILE,
         read_config(folder),
         settings.providers,
-        settings.threads(),
+        settings.intra_op_threads,
         settings.require_providers,
     )
     batches = [np.asarray([row], dtype=runtime.dtype) for row in rows(name)]
@@ -77,7 +77,7 @@ def measure(name: str, duration: float, warmup: float) -> list[dict]:
         result = time_calls(call, count, duration)
         rss_mib = psutil.Process().memory_info().rss / 2**20
         results.append({"model": name, "kind": kind, **result, "rss_mib": rss_mib,
-                        "threads": settings.threads()})  # fmt: skip
+                        "threads": settings.intra_op_threads})  # fmt: skip
     return results
 
 

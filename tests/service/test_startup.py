@@ -155,9 +155,9 @@ def test_available_cpus():
     assert 1 <= cpus <= os.cpu_count()
     if hasattr(os, "sched_getaffinity"):
         assert cpus <= len(os.sched_getaffinity(0))
-    assert Settings(_env_file=None).threads() == 1
+    assert Settings(_env_file=None).intra_op_threads == 1
     assert Settings(_env_file=None).inference_threads() == cpus
-    assert Settings(_env_file=None, intra_op_threads=3).threads() == 3
+    assert Settings(_env_file=None, intra_op_threads=3).intra_op_threads == 3
     # Each worker process gets its share of the CPUs, at least one inference thread.
     assert Settings(_env_file=None, workers=2).inference_threads() == max(1, cpus // 2)
     assert Settings(_env_file=None, workers=cpus + 1).inference_threads() == 1
