@@ -319,13 +319,7 @@ class TextEncoder:
             count = ids.size - n + 1
             if count <= 0:
                 break
-            codes = ids[:count] * num_words
-            for k in range(1, n):
-                if k > 1:
-                    codes *= num_words
-                codes += ids[k : k + count]
-            codes += _length_offset(n, num_words)
-            columns = self._longer.find(codes)
+            columns = self._longer.find(sequence_codes(ids, n, num_words))
             found = (columns >= 0) & (rows[:count] == rows[n - 1 :])
             hit_rows.append(rows[:count][found])
             hit_columns.append(columns[found])
@@ -475,12 +469,15 @@ class CodeTable:
 def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:
     """One int64 code per n-gram of an id sequence: its ids as digits in base num_words, plus an
     offset per n so that the codes of different lengths never collide."""
-    if ids.size < n:
+    count = ids.size - n + 1
+    if count <= 0:
         return np.empty(0, dtype=np.int64)
-    codes = np.zeros(ids.size - n + 1, dtype=np.int64)
-    for k in range(n):
-        codes = codes * num_words + ids[k : ids.size - n + 1 + k]
-    return codes + _length_offset(n, num_words)
+    codes = ids[:count].astype(np.int64)  # a copy, built on in place
+    for k in range(1, n):
+        codes *= num_words
+        codes += ids[k : k + count]
+    codes += _length_offset(n, num_words)
+    return codes
 
 
 def ngram_codes(ngrams: Sequence[Sequence[int]], num_words: int) -> np.ndarray:
