@@ -52,9 +52,13 @@ class WordIds:
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]]) -> WordIds:
+        """The sequences as one flat array: of their own integer type where they are all NumPy
+        integer arrays (25,000 reviews as int32 take 23 MB, not 47), else int64."""
         ends = np.cumsum(np.fromiter(map(len, sequences), np.int64, len(sequences)))
         if not len(sequences):
             return cls(np.empty(0, np.int64), ends)
+        if all(isinstance(s, np.ndarray) and s.dtype.kind in "iu" for s in sequences):
+            return cls(np.concatenate(sequences), ends)
         return cls(np.concatenate([np.asarray(s, np.int64) for s in sequences]), ends)
 
     def __len__(self) -> int:
