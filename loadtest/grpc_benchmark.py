@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.generator import PROTOCOLS, run_generator
+from loadtest.measure import median_round
 from loadtest.report import machine, machine_lines, table
 from loadtest.servers import REPO, free_port, start_service, stop_server
 
@@ -33,7 +34,7 @@ def report(results: dict, args: argparse.Namespace, host: dict) -> list[str]:
     rows = []
     for protocol in PROTOCOLS:
         runs = results[protocol]
-        best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median round
+        best = median_round(runs)
         client_ms = 1000 * best["client_cpu_s"] / max(best["requests"], 1)
         rows.append(
             [

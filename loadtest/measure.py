@@ -172,6 +172,12 @@ def measure_point(server: psutil.Process, load: Load, settings: PointSettings, *
                  others_pct=others, cores=cores, **key)  # fmt: skip
 
 
+def median_round(rounds: list[dict]) -> dict:
+    """Of several rounds of one measurement, the one with the median requests per second, kept
+    whole (its latencies and CPU go with it)."""
+    return sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2]
+
+
 def measure_cleanly(server: psutil.Process, load: Load, settings: PointSettings, **key) -> Point:
     """The point, measured again while other processes used the CPUs during its run; the cleanest
     run is kept, the others' figures are kept in `discarded`."""

@@ -7,9 +7,9 @@
 Two services run at once on the committed models, A with the settings of `--a` and B with those
 of `--b` (none: the defaults); only one is under load at a time. For each point (model,
 endpoint, concurrency; endpoints as `loadtest/wrk.py` names them) wrk drives A, then B, `--rounds`
-times, each run after a warm-up; the median round is kept, with each server's CPU per request.
-This is how a default is chosen: B over A, measured side by side on the same machine. Writes
-<out>.md and <out>.json.
+times, each run after a warm-up, on an idle server (`loadtest.measure.measure_point`); the
+median round is kept, with each server's CPU per request. This is how a default is chosen: B
+over A, measured side by side on the same machine. Writes <out>.md and <out>.json.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import argparse
 import json
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import psutil
 
-from loadtest.measure import cpu_seconds
+from loadtest.measure import PointSettings, measure_point, median_round
 from loadtest.report import machine_lines, provenance, table
 from loadtest.servers import REPO, running, start_service
 from loadtest.wrk import run_wrk, write_workloads
@@ -47,6 +48,7 @@ def measure(args: argparse.Namespace, folder: Path) -> list[dict]:
     endpoints = tuple(dict.fromkeys(endpoint for _, endpoint, _ in points))
     models = list(dict.fromkeys(model for model, _, _ in points))
     workloads = {(w.model, w.endpoint): w for w in write_workloads(models, folder, endpoints)}
+    timing = PointSettings(duration=args.duration, warmup=args.warmup)
     results = []
     with (
         running(start_service(folder / "a.log", dict(args.a))) as a,
@@ -58,16 +60,16 @@ def measure(args: argparse.Namespace, folder: Path) -> list[dict]:
             runs: dict[str, list[dict]] = {"a": [], "b": []}
             for _ in range(args.rounds):
                 for name, (url, process) in servers.items():
-                    run_wrk(url, workload, concurrency, args.warmup)
-                    before = cpu_seconds(process)
-                    run = run_wrk(url, workload, concurrency, args.duration)[0]
-                    cpu = cpu_seconds(process) - before
-                    runs[name].append({"rps": run.rps, "p50_ms": run.p50_ms, "p99_ms": run.p99_ms,
-                                       "cpu_ms": 1000 * cpu / max(run.requests, 1),
-                                       "errors": run.error_total})  # fmt: skip
+                    taken = measure_point(process, partial(run_wrk, url, workload, concurrency),
+                                          timing, series=name, model=model, endpoint=endpoint,
+                                          concurrency=concurrency)  # fmt: skip
+                    runs[name].append({"rps": taken.rps, "p50_ms": taken.p50_ms,
+                                       "p99_ms": taken.p99_ms,
+                                       "cpu_ms": taken.server_cpu_ms_per_request or 0.0,
+                                       "errors": taken.error_count})  # fmt: skip
             result = {"model": model, "endpoint": endpoint, "concurrency": concurrency}
             for name, measured in runs.items():
-                kept = sorted(measured, key=lambda r: r["rps"])[len(measured) // 2]
+                kept = median_round(measured)
                 result[name] = {**kept, "runs_rps": [r["rps"] for r in measured],
                                 "errors": sum(r["errors"] for r in measured)}  # fmt: skip
             results.append(result)

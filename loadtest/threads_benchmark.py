@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from loadtest.baselines.compute_limit import time_calls
+from loadtest.measure import median_round
 from loadtest.payloads import MODELS, model_config, rows
 from loadtest.report import machine_lines, provenance, table
 from service.repository import ONNX_FILE, read_config
@@ -56,7 +57,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                     time_calls(call, 1, args.duration / 4)  # warm-up, discarded
                     rounds[threads].append(time_calls(call, 1, args.duration))
             for threads, runs in rounds.items():
-                kept = sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+                kept = median_round(runs)
                 result = {"model": f"{name}/{version}", "batch": size, "threads": threads,
                           "wall_us": 1e6 / kept["rps"], "cpu_us": kept["cpu_s_per_1k"] * 1000}  # fmt: skip
                 results.append(result)
