@@ -8,7 +8,6 @@ unless LOADTEST_REQUIRE_WRK=1 (CI), where they fail.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections import namedtuple
@@ -20,16 +19,9 @@ from loadtest import measure, targets
 from loadtest.measure import Point
 from loadtest.targets import Target
 from loadtest.wrk import Run, parse_wrk, summarize_wrk, write_workloads
-from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def wrk():
-    if shutil.which("wrk") is None:
-        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
 
 
 def run_benchmark(out: Path, *options: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from loadtest.profile_service import group_of
-from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,9 +36,8 @@ def test_a_sample_goes_to_its_innermost_group(stack, group):
     assert group_of(stack) == group
 
 
+@pytest.mark.usefixtures("wrk")
 def test_a_short_profile_run(tmp_path):
-    if shutil.which("wrk") is None:
-        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     result = subprocess.run(
         [sys.executable, "-m", "loadtest.profile_service", "--seconds", "3",
          "--concurrency", "4", "--out", str(tmp_path)],

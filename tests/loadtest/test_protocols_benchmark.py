@@ -4,19 +4,17 @@ point: every point measured, no errors, a report. No timing assertions."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.needs import missing
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.usefixtures("wrk")
 def test_the_protocols_benchmark_runs(tmp_path):
-    if shutil.which("wrk") is None:
-        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     out = tmp_path / "protocols"
     command = [sys.executable, "-m", "loadtest.protocols_benchmark",
                "--rounds", "1", "--duration", "1", "--out", str(out)]  # fmt: skip

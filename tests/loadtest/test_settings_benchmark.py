@@ -5,19 +5,17 @@ assertions."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.needs import missing
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.usefixtures("wrk")
 def test_the_settings_benchmark_compares_two_services(tmp_path):
-    if shutil.which("wrk") is None:
-        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     out = tmp_path / "settings"
     command = [sys.executable, "-m", "loadtest.settings_benchmark",
                "--a", "SERVICE_INTRA_OP_THREADS=2", "--points", "boston:v2:4",

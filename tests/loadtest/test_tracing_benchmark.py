@@ -5,19 +5,17 @@ tracing is on. No timing assertions."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.needs import missing
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.usefixtures("wrk")
 def test_the_tracing_benchmark_runs(tmp_path):
-    if shutil.which("wrk") is None:
-        missing("wrk is not installed (Debian: apt-get install wrk)", "LOADTEST_REQUIRE_WRK")
     out = tmp_path / "tracing"
     command = [sys.executable, "-m", "loadtest.tracing_benchmark", "--rounds", "1",
                "--duration", "1", "--warmup", "1", "--before", "HEAD", "--out", str(out)]  # fmt: skip
