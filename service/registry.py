@@ -10,8 +10,6 @@ freed, only when its last lease ends, so every request admitted before finishes 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +21,9 @@ from service import tracing
 from service.batching import Batcher
 from service.encoding import TextEncoder, TextEncoding
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
+from service.heap import settle_heap
 from service.metrics import Metrics
+from service.numbers import VERSION_RULE, read_version
 from service.repository import ONNX_FILE, ModelConfig, RepositoryError, list_versions, read_config
 from service.runtime import OnnxRuntime
 from service.settings import Settings
@@ -198,10 +198,9 @@ class Registry:
             raise NotFoundError(f"model '{name}' is not loaded", "model")
         if version is None or version == "":
             return versions[max(versions)]
-        try:
-            number = int(version)
-        except (TypeError, ValueError):
-            raise BadInputError(f"'{version}' is not a version number", "version") from None
+        number = version if isinstance(version, int) else read_version(version)
+        if number is None:
+            raise BadInputError(f"'{version}' is not a version: {VERSION_RULE}", "version")
         if number not in versions:
             raise NotFoundError(
                 f"model '{name}' has no version {number} (loaded: {sorted(versions)})", "version"
@@ -290,28 +289,3 @@ def _stamp(folder: Path) -> tuple:
         )
     except OSError:
         return ()
-
-
-def settle_heap() -> None:
-    """Hides what is loaded from the cyclic garbage collector (`gc.freeze`): its full collections
-    would otherwise walk every vocabulary entry, pauses of 10-20 ms under load. Collects first, so
-    that what a reload or unload let go is freed, not frozen; then hands the C heap's free pages
-    back to the system (loading parses JSON and ONNX files whose buffers would otherwise stay in
-    the process's resident memory)."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _glibc():
-    """glibc, for `malloc_trim`; None elsewhere (musl, macOS), where it is not needed."""
-    try:
-        libc = ctypes.CDLL(None)
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _glibc()

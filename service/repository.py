@@ -13,12 +13,16 @@ The service owns this schema; the trainer writes it. Pure pydantic: no TensorFlo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.encoding import TextEncoding
+from service.numbers import VERSION_RULE, read_version
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
@@ -175,12 +179,28 @@ def read_config(folder: Path) -> ModelConfig:
 
 
 def list_versions(root: Path) -> dict[str, list[int]]:
-    """Model name → its version numbers, ascending; folders that are not numbers are ignored."""
+    """Model name → its version numbers, ascending. A folder whose name is not a version
+    (`service.numbers.version`: "01", "²" and "١" are not) is skipped, and logged the first time
+    it is seen (the repository is listed again at every poll)."""
     root = Path(root)
     if not root.is_dir():
         raise RepositoryError(f"model repository {root} does not exist")
-    return {
-        model.name: sorted(int(v.name) for v in model.iterdir() if v.is_dir() and v.name.isdigit())
-        for model in sorted(root.iterdir())
-        if model.is_dir() and not model.name.startswith(".")
-    }
+    listing = {}
+    for model in sorted(root.iterdir()):
+        if not model.is_dir() or model.name.startswith("."):
+            continue
+        versions = []
+        for folder in model.iterdir():
+            if not folder.is_dir():
+                continue
+            number = read_version(folder.name)
+            if number is not None:
+                versions.append(number)
+            elif folder not in _SKIPPED:
+                _SKIPPED.add(folder)
+                log.warning("skipped %s: a version folder's name is %s", folder, VERSION_RULE)
+        listing[model.name] = sorted(versions)
+    return listing
+
+
+_SKIPPED: set[Path] = set()  # folders that are not versions, logged once each

@@ -5,7 +5,6 @@ once."""
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -13,20 +12,18 @@ from fastapi import Path, Query, Request
 from pydantic import BeforeValidator
 
 from service.dataplane import Call, DataPlane
+from service.numbers import MAX_VERSION, VERSION_RULE, read_version
 from service.registry import LoadedModel
-
-_DIGITS = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def _version_number(value: Any) -> Any:
-    """Digits only: Python's int() would also read "1_0" as 10, "+1", " 1" or "١" as 1."""
-    if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("a version is a whole number from 1, written in digits")
+    """The one strict reader (`service.numbers`), before pydantic's lenient int()."""
+    if isinstance(value, str) and read_version(value) is None:
+        raise ValueError(f"a version is {VERSION_RULE}")
     return value
 
 
 _STRICT = BeforeValidator(_version_number)
-MAX_VERSION = 999_999_999
 # In a path, `{version:int}`: only digits match the route (/versions/1:predict is not a version).
 # A handler that also serves a path without a version gives it the default None (see `routes`).
 VERSION = "{version:int}"

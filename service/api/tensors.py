@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from service.errors import BadInputError
+from service.numbers import read_count
 
 DATATYPES: dict[str, np.dtype] = {
     name: np.dtype(code)
@@ -31,12 +32,12 @@ def split(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
     """The JSON part of a body and the binary data after it (none without the header)."""
     if header_length is None:
         return body, memoryview(b"")
-    if not header_length.isdigit() or int(header_length) > len(body):
+    length = read_count(header_length)
+    if length is None or length > len(body):
         raise BadInputError(
             f"'{header_length}' is not a length within the body's {len(body)} bytes",
             "Inference-Header-Content-Length",
         )
-    length = int(header_length)
     return body[:length], memoryview(body)[length:]
 
 
