@@ -36,7 +36,6 @@ from service.api.admin import check_admin_key
 from service.api.v2 import apply_timeout, check_tensors
 from service.dataplane import Call, DataPlane, deadline_error
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
-from service.settings import JSON_DECODE_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +210,10 @@ class InferenceServicer:
         model = plane.lease(call, request.model_name, request.model_version)
         if "timeout" in request.parameters:
             parameter = request.parameters["timeout"]
-            apply_timeout(call, getattr(parameter, parameter.WhichOneof("parameter_choice")))
+            choice = parameter.WhichOneof("parameter_choice")
+            if choice is None:
+                raise BadInputError("the timeout parameter holds no value", "parameters.timeout")
+            apply_timeout(call, getattr(parameter, choice))
         check_tensors(
             model,
             [(i.name, i.datatype) for i in request.inputs],
@@ -223,7 +225,7 @@ class InferenceServicer:
         raw = bool(request.raw_input_contents)
         # Counted in the request memory as HTTP bodies are, for as long as the call holds it: the
         # message that gRPC has parsed, and its rows (typed contents pass through Python numbers).
-        await plane.memory.reserve(call, request.ByteSize() * (2 if raw else JSON_DECODE_FACTOR))
+        await plane.memory.reserve(call, request.ByteSize() * 4)
         rows = (_raw_rows if raw else _typed_rows)(request, shape)
         result = await plane.infer(call, model, rows, "inputs[0]")
         output = model.config.outputs[0]
