@@ -25,7 +25,6 @@ import contextlib
 import logging
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -34,6 +33,15 @@ import numpy as np
 from opentelemetry.trace import Tracer
 
 from service import tracing
+from service.admission import (
+    BodyKind,
+    MemoryBudget,
+    body_cost,
+    cost,
+    decompress,
+    measure_compressed,
+    worst_cost,
+)
 from service.batching import SparseRows, TextRows
 from service.encoding import WordIds
 from service.errors import (
@@ -43,9 +51,10 @@ from service.errors import (
     ServiceError,
     UnavailableError,
 )
+from service.heap import settle_heap
 from service.metrics import Metrics
-from service.registry import LoadedModel, Registry, settle_heap
-from service.settings import JSON_DECODE_FACTOR, Settings, available_cpus
+from service.registry import LoadedModel, Registry
+from service.settings import Settings, available_cpus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,63 +93,6 @@ class Call:
         if self.reason is None and self.task is not None and not self.answering:
             self.reason = reason
             self.task.cancel()
-
-
-class MemoryBudget:
-    """The bytes that requests in flight may hold, reserved before their bodies are read (from the
-    declared size) and given back when they are answered. Requests that do not fit wait in
-    arrival order; the reaper ends a wait at the request's deadline."""
-
-    def __init__(self, limit: int, on_change: Callable[[int], None]):
-        self.limit = limit
-        self.used = 0
-        self._on_change = on_change
-        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
-
-    async def reserve(self, call: Call, amount: int) -> None:
-        """`amount` for `call`, at most the body limit's worth (the settings make sure it fits)."""
-        if not self._waiting and self.used + amount <= self.limit:
-            self._take(call, amount)
-            return
-        granted = asyncio.get_running_loop().create_future()
-        entry = (amount, granted)
-        self._waiting.append(entry)
-        try:
-            await granted
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled():  # granted as it was cancelled
-                call.memory += amount
-            elif entry in self._waiting:
-                self._waiting.remove(entry)
-            raise
-        call.memory += amount
-
-    def grow(self, call: Call, amount: int) -> None:
-        """More for a call that holds a reservation already (a body without a declared length):
-        it cannot wait for others while holding memory, so it is refused when the budget is
-        full."""
-        if self.used + amount > self.limit:
-            raise UnavailableError(
-                "the service's request memory is full; retry later, or send Content-Length so "
-                "that the request can wait its turn",
-                "body",
-            )
-        self._take(call, amount)
-
-    def _take(self, call: Call, amount: int) -> None:
-        self.used += amount
-        call.memory += amount
-        self._on_change(self.used)
-
-    def release(self, call: Call) -> None:
-        self.used -= call.memory
-        call.memory = 0
-        while self._waiting and self.used + self._waiting[0][0] <= self.limit:
-            amount, granted = self._waiting.popleft()
-            if not granted.done():
-                self.used += amount
-                granted.set_result(None)
-        self._on_change(self.used)
 
 
 class DataPlane:
@@ -249,16 +201,27 @@ class DataPlane:
     # -- bodies
 
     async def read_body(
-        self, call: Call, receive, declared_length: int | None, reserve: int | None = None
+        self,
+        call: Call,
+        receive,
+        declared_length: int | None,
+        kind: BodyKind,
+        encoding: str = "identity",
+        binary_from: int | None = None,
     ) -> bytes:
-        """The whole body, within the size limit, the memory its decoding takes reserved first:
-        `reserve`, or what JSON of its declared length takes."""
+        """The whole body, decompressed, within the size limit, the memory that parsing and
+        encoding it will take reserved first (`service.admission`): the worst case its declared
+        length allows, cut to what its elements need once it is read. `binary_from`: where its
+        binary tensor data begins."""
         limit = self.settings.max_body_bytes
+        compressed = encoding != "identity"
         if declared_length is not None:
             if declared_length > limit:
                 self._refuse_too_large(limit)
-            reserve = declared_length * JSON_DECODE_FACTOR if reserve is None else reserve
-            await self.memory.reserve(call, reserve)
+            worst = (
+                declared_length if compressed else worst_cost(kind, declared_length, binary_from)
+            )
+            await self.memory.reserve(call, worst)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -270,10 +233,21 @@ class DataPlane:
             if size > limit:
                 self._refuse_too_large(limit)
             if declared_length is None:
-                self.memory.grow(call, len(chunk) * JSON_DECODE_FACTOR)
+                grown = len(chunk) if compressed else worst_cost(kind, len(chunk), binary_from)
+                self.memory.grow(call, grown)
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not compressed:
+            self.memory.shrink(call, body_cost(kind, body, binary_from))
+            return body
+        # Compressed: measured without keeping what it inflates to, then admitted as any body.
+        length, commas = await self.decode(
+            body, lambda data: measure_compressed(data, encoding, limit, binary_from)
+        )
+        await self.memory.replace(call, len(body) + cost(kind, length, commas, binary_from))
+        return await self.decode(body, lambda data: decompress(data, encoding, limit))
 
     def _refuse_too_large(self, limit: int) -> None:
         self.metrics.refused.labels("too_large").inc()

@@ -14,10 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# A JSON body takes up to this many times its size in memory while it is decoded: pydantic makes
-# a Python object of every number (a float is 24 bytes, its list entry 8 more) before NumPy makes
-# an array of them. 16 MiB of "0.5,0.5,…" peaked at 17 × (RSS); see loadtest/dataplane_benchmark.py.
-JSON_DECODE_FACTOR = 20
+from service.admission import BINARY_COPIES
 
 
 class Batching(BaseModel):
@@ -107,15 +104,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024,
         ge=1024,
-        description="larger bodies get 413; a JSON body takes up to "
-        f"{JSON_DECODE_FACTOR} times its size while it is decoded",
+        description="larger bodies (and gRPC messages) get 413 (RESOURCE_EXHAUSTED); what a body "
+        "costs once parsed and encoded is reserved in `request_memory_bytes`",
     )
     request_memory_bytes: int = Field(
         160 * 1024 * 1024,
         ge=1024 * 1024,
-        description="memory that the requests in flight may hold, their bodies decoded and their "
-        "input rows (estimated from the body sizes); a request that does not fit waits for "
-        "others to finish, until its deadline",
+        description="memory that the requests in flight may hold: their bodies and gRPC "
+        "messages, parsed and encoded, counted by the numbers, word ids and characters they "
+        "hold (service/admission.py); a request that does not fit waits for others to finish, "
+        "until its deadline",
     )
     max_batch_rows: int = Field(1024, ge=1, description="rows one request may carry")
     max_text_chars: int = Field(100_000, ge=1, description="characters one text may have")
@@ -149,6 +147,13 @@ class Settings(BaseSettings):
         description="deadline of a request, from its headers to its answer (body, queue and "
         "inference); V2 requests may ask for less with parameters.timeout (microseconds)",
     )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="a request's line and headers together, at most; more get 431 (the HTTP "
+        "parser has no limit of its own)",
+    )
+    max_headers: int = Field(100, ge=8, description="headers one request may have; more: 431")
     header_timeout_s: float = Field(
         10.0, gt=0, description="a client must send a request's headers within this; else 408"
     )
@@ -164,13 +169,27 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_body_fits_in_memory(self) -> Settings:
-        needed = self.max_body_bytes * JSON_DECODE_FACTOR
+        # A request whose cost is more than the whole budget runs alone (service.admission);
+        # the budget must at least hold a body of the largest size and its copies.
+        needed = self.max_body_bytes * BINARY_COPIES
         if self.request_memory_bytes < needed:
             raise ValueError(
-                f"request_memory_bytes must hold one body of max_body_bytes while it is decoded: "
-                f"at least {needed} ({JSON_DECODE_FACTOR} × {self.max_body_bytes})"
+                f"request_memory_bytes must hold one body of max_body_bytes and its copies: "
+                f"at least {needed} ({BINARY_COPIES} × {self.max_body_bytes})"
             )
         return self
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _no_empty_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # An empty key (a template that left it blank) would open the repository API to a
+        # request that sends an empty one: refuse to start instead.
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError(
+                "SERVICE_ADMIN_API_KEY is set but empty; give it a secret, or unset it to turn "
+                "the repository API off"
+            )
+        return key
 
     @field_validator("providers", mode="before")
     @classmethod

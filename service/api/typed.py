@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from service.admission import BodyKind
 from service.api import VersionQuery, call_of, dataplane, served, wire
 from service.api.v2 import INFER_ERRORS
 from service.catalog import BOSTON_FEATURES
@@ -143,7 +144,7 @@ class PricesAnswer(Answer):
 async def imdb_sentiment(request: Request, version: VersionQuery = None):
     """Sentiment of movie reviews."""
     model = served(request, "imdb", version)
-    body = await wire.read(request, ReviewsRequest)
+    body = await wire.read(request, ReviewsRequest, BodyKind.TEXTS)
     plane, call = dataplane(request), call_of(request)
     positive = (await plane.infer_texts(call, model, body.reviews, "reviews"))[:, 0]
     negative_label, positive_label = model.config.labels
@@ -161,7 +162,7 @@ async def imdb_sentiment(request: Request, version: VersionQuery = None):
 async def reuters_topics(request: Request, version: VersionQuery = None):
     """Topics of newswires, most probable first."""
     model = served(request, "reuters", version)
-    body = await wire.read(request, NewswiresRequest)
+    body = await wire.read(request, NewswiresRequest, BodyKind.TEXTS)
     if (body.newswires is None) == (body.word_ids is None):
         raise BadInputError("send exactly one of 'newswires' (texts) or 'word_ids'", "newswires")
     plane, call = dataplane(request), call_of(request)
@@ -184,7 +185,7 @@ async def reuters_topics(request: Request, version: VersionQuery = None):
 async def boston_price(request: Request, version: VersionQuery = None):
     """Median value of owner-occupied homes, in $1000s."""
     model = served(request, "boston", version)
-    body = await wire.read(request, HousesRequest)
+    body = await wire.read(request, HousesRequest, BodyKind.NUMBERS)
     plane = dataplane(request)
     plane.check_rows(len(body.houses), "houses", "houses")
     order = [f.name for f in model.config.encoding.features]

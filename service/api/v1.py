@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.admission import BodyKind
 from service.api import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.v2 import ERRORS, INFER_ERRORS
 from service.errors import BadInputError, protocol_route
@@ -84,7 +85,7 @@ def _status(request: Request, name: str, version: int | None) -> dict:
 )
 async def predict(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
-    text = await wire.read_bytes(request)
+    text = await wire.read_bytes(request, BodyKind.NUMBERS)
     body = await wire.parse(request, PredictRequest, text)
     spec = loaded.config.inputs[0]
     if body.signature_name not in (None, "", "serving_default"):

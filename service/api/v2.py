@@ -12,9 +12,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import __version__
+from service.admission import BodyKind
 from service.api import VersionPath, call_of, dataplane, routes, served, tensors, wire
 from service.dataplane import Call
 from service.errors import BadInputError, ErrorResponse, protocol_route
+from service.numbers import read_count
 from service.registry import LoadedModel
 
 # Protocol clients need not send a JSON Content-Type (tritonclient sends none); FastAPI >= 0.132
@@ -141,8 +143,9 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     `Inference-Header-Content-Length`), in and out."""
     loaded = served(request, model, version)
     header_length = request.headers.get(tensors.HEADER_LENGTH)
-    binary_from = int(header_length) if header_length and header_length.isdigit() else None
-    header, binary = tensors.split(await wire.read_bytes(request, binary_from), header_length)
+    binary_from = read_count(header_length) if header_length is not None else None
+    body_bytes = await wire.read_bytes(request, BodyKind.NUMBERS, binary_from)
+    header, binary = tensors.split(body_bytes, header_length)
     body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
     apply_timeout(call, (body.parameters or {}).get("timeout"))
