@@ -11,7 +11,14 @@ uvicorn's own HTTP/1.1 protocol (httptools) is extended, not replaced:
   clock starts); a connection whose request is under way, headers or body, or whose request
   has arrived but not been read yet, is served and then closed; an idle one is closed at once;
   headers still incomplete when the drain time is over get 503;
-- what a connection writes in one turn of the event loop goes out in one send (`CorkedTransport`).
+- a request's head (request line and headers) is bounded where its bytes arrive: at most
+  `SERVICE_MAX_HEADER_BYTES` and `SERVICE_MAX_HEADERS`, else 431 and the connection closes (the
+  parser itself has no limit: it would hold a header that never ends);
+- what the parser refuses (a bad Content-Length, a NUL in a header…) is answered 400 in the
+  service's error shape with a request id, as everything else;
+- what a connection writes in one turn of the event loop goes out in one send (`CorkedTransport`);
+- with workers, the supervisor passes SIGTERM on at once and closes its copy of the listening
+  socket, so that no connection is accepted after the signal (`Supervisor`).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import asyncio
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import tempfile
 import termios
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
@@ -40,10 +49,20 @@ class ServerConfig(uvicorn.Config):
     a second handle on the listening socket, so that the connections still queued on it when
     uvicorn closes it at shutdown are not reset (`take_backlog`)."""
 
-    def __init__(self, *args, header_timeout: float, drain_timeout: float, **options):
+    def __init__(
+        self,
+        *args,
+        header_timeout: float,
+        drain_timeout: float,
+        max_header_bytes: int,
+        max_headers: int,
+        **options,
+    ):
         super().__init__(*args, **options)
         self.header_timeout = header_timeout
         self.drain_timeout = drain_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self.listener: socket.socket | None = None
 
     def bind_socket(self) -> socket.socket:
@@ -113,6 +132,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.idle_since: float | None = None
         self.headers_since: float | None = None
         self.draining = False
+        self.head_bytes = 0  # of the request whose head is being read
+        self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
 
     @property
     def reading_headers(self) -> bool:
@@ -127,16 +148,18 @@ class HttpProtocol(HttpToolsProtocol):
             self.timer.cancel()
             self.timer = None
 
-    def _refuse(self, status: int, reason: str) -> None:
-        """Answers a request whose headers never completed, then closes."""
+    def _refuse(self, status: int, reason: str, field: str | None = None) -> None:
+        """Answers a request whose head never completed or could not be read, in the service's
+        error shape with a request id of its own, then closes."""
         if self.transport.is_closing():
             return
-        body = json.dumps({"error": reason, "details": [{"field": None, "reason": reason}]})
-        phrase = {408: "Request Timeout", 503: "Service Unavailable"}[status]
+        message = f"{field}: {reason}" if field else reason
+        body = json.dumps({"error": message, "details": [{"field": field, "reason": reason}]})
         retry = f"retry-after: {RETRY_AFTER_S}\r\n" if status == 503 else ""
         self.transport.write(
-            f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{retry}"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n{body}".encode()
+            f"HTTP/1.1 {status} {REFUSALS[status]}\r\ncontent-type: application/json\r\n"
+            f"x-request-id: {os.urandom(16).hex()}\r\n{retry}content-length: {len(body)}\r\n"
+            f"connection: close\r\n\r\n{body}".encode()
         )
         self.transport.close()
 
@@ -162,6 +185,31 @@ class HttpProtocol(HttpToolsProtocol):
                 call.cancel("disconnected")
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self.cycle is None or self.cycle.response_complete or self.reading_headers:
+            self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
+        super().data_received(data)
+        if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
+            self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        if len(self.headers) > self.config.max_headers:
+            # Stops the parser: uvicorn answers what it raises with send_400_response (below).
+            self.head_refusal = (431, f"more than {self.config.max_headers} headers")
+            raise HeadTooLargeError
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what the parser refused, in the service's error shape."""
+        if self.head_refusal is not None:
+            self._refuse(*self.head_refusal, field="headers")
+        else:
+            self._refuse(400, "the request is not valid HTTP/1.1 (" + msg.rstrip(".") + ")")
+
+    def _head_too_large(self, why: str) -> None:
+        self.headers_since = None
+        self._refuse(431, f"the request line and headers {why}", "headers")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.idle_since = None
@@ -169,6 +217,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.headers_since = None
+        self.head_bytes = 0
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False
@@ -226,6 +275,18 @@ class HttpProtocol(HttpToolsProtocol):
             self._refuse(503, "the service is shutting down; send the request again")
 
 
+REFUSALS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+class HeadTooLargeError(httptools.HttpParserError):
+    """Raised in a parser callback to stop reading a request whose head is over a limit."""
+
+
 _WATCHED: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
@@ -259,6 +320,8 @@ def config(settings: Settings, app) -> ServerConfig:
         timeout_keep_alive=settings.idle_timeout_s,
         header_timeout=settings.header_timeout_s,
         drain_timeout=settings.drain_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
         # The data plane answers what is left when the drain time is over (503); uvicorn's own
         # deadline, which cancels without an answer, comes later.
         timeout_graceful_shutdown=settings.drain_timeout_s + 2,
@@ -277,4 +340,24 @@ def serve(settings: Settings) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="service-metrics-") as folder:
         os.environ.setdefault(MULTIPROCESS_DIR, folder)  # the workers inherit it
-        Multiprocess(server_config, sockets=sockets).run()
+        Supervisor(server_config, sockets=sockets).run()
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of worker processes, but the first SIGTERM or SIGINT reaches the
+    workers at once (uvicorn's looks at its signals every half second: meanwhile the workers
+    accepted connections and said they were ready), and the supervisor's own copy of the
+    listening socket is closed then, so that the workers' closing theirs closes it for good."""
+
+    def __init__(self, config: ServerConfig, sockets: list[socket.socket]):
+        super().__init__(config, sockets=sockets)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop_now)
+
+    def _stop_now(self, sig: int, frame) -> None:
+        if self.should_exit.is_set():
+            return
+        self.should_exit.set()
+        self.terminate_all()
+        for sock in [*self.sockets, *self.config.take_backlog()]:
+            sock.close()  # take_backlog also closes the supervisor's second handle
