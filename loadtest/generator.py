@@ -80,7 +80,7 @@ async def grpc_load(target: str, concurrency: int, duration: float) -> Run:
     import grpc
     import numpy as np
 
-    from service.api.grpc_v2 import messages
+    from service.api.grpc.messages import messages
 
     request = messages.ModelInferRequest(model_name="boston")
     request.inputs.add(name="features", datatype="FP32", shape=[1, 13])

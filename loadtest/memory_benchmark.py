@@ -41,10 +41,8 @@ SETTINGS = {"SERVICE_REQUEST_TIMEOUT_S": "600", "SERVICE_HEADER_TIMEOUT_S": "10"
 
 def _json_tensor_body(rows: int) -> bytes:
     data = ",".join(["0"] * (rows * IMDB_WIDTH))
-    return (
-        '{"inputs":[{"name":"encoded_text","shape":[%d,%d],"datatype":"FP32","data":[%s]}]}'
-        % (rows, IMDB_WIDTH, data)
-    ).encode()
+    tensor = f'"name":"encoded_text","shape":[{rows},{IMDB_WIDTH}],"datatype":"FP32"'
+    return f'{{"inputs":[{{{tensor},"data":[{data}]}}]}}'.encode()
 
 
 def _binary_tensor_body(rows: int) -> tuple[bytes, int]:
@@ -73,10 +71,9 @@ def http_requests() -> dict[str, bytes]:
     review = ("good " * (TEXT_CHARS // 5))[: TEXT_CHARS - 1]
     texts = json.dumps({"reviews": [review] * (MAX_BODY // (TEXT_CHARS + 3) - 1)}).encode()
     sequence = ",".join(["7"] * (TEXT_CHARS - 1))
-    word_ids = ('{"word_ids":[%s]}' % ",".join([f"[{sequence}]"] * 41)).encode()
-    v1 = (
-        '{"instances":[%s]}' % ",".join(["[" + ",".join(["0"] * IMDB_WIDTH) + "]"] * json_rows)
-    ).encode()
+    word_ids = f'{{"word_ids":[{",".join([f"[{sequence}]"] * 41)}]}}'.encode()
+    row = "[" + ",".join(["0"] * IMDB_WIDTH) + "]"
+    v1 = f'{{"instances":[{",".join([row] * json_rows)}]}}'.encode()
     return {
         "v2-json": _http("/v2/models/imdb/infer", v2_json),
         "v2-binary": _http("/v2/models/imdb/infer", v2_binary, **binary_headers),
@@ -97,7 +94,7 @@ def http_requests() -> dict[str, bytes]:
 
 def grpc_requests() -> dict[str, bytes]:
     """The largest legal ModelInfer messages, serialized (sent as they are, no client parsing)."""
-    from service.api.grpc_v2 import messages
+    from service.api.grpc.messages import messages
 
     rows = MAX_BODY // (4 * IMDB_WIDTH) - 1
     shape = [rows, IMDB_WIDTH]

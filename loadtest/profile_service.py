@@ -38,10 +38,18 @@ CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in 
 GROUPS = [
     ("inference (onnxruntime)", ("onnxruntime",)),
     ("text encoding", ("service/encoding.py",)),
-    ("body parsing and validation", ("service/api/wire.py", "pydantic")),
+    ("body parsing and validation", ("service/api/rest/wire.py", "pydantic")),
     ("batching", ("service/batching.py",)),
+    (
+        "request middleware and metrics",
+        (
+            "service/api/rest/middleware.py",
+            "service/lifecycle.py",
+            "service/logs.py",
+            "prometheus_client",
+        ),
+    ),
     ("handlers (checks, arrays, answers)", ("service/api/", "service/registry.py", "numpy")),
-    ("request middleware and metrics", ("service/app.py", "service/logs.py", "prometheus_client")),
     ("FastAPI and Starlette", ("fastapi/", "starlette/")),
     ("uvicorn (HTTP)", ("uvicorn/", "httptools")),
 ]

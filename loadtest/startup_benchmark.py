@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from loadtest.servers import free_port, stop_server, wait_ready
-from service.api.typed import EXAMPLE_HOUSE
+from service.api.rest.typed import EXAMPLE_HOUSE
 
 REQUESTS = {
     "/api/imdb": {"reviews": ["A wonderful film with superb acting."]},

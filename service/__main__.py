@@ -5,12 +5,22 @@ from __future__ import annotations
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from service.server import serve
 from service.settings import Settings
 
 
 def main() -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            name = "_".join(map(str, problem["loc"])).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"cannot start: {f'SERVICE_{name}' if name else 'settings'}: {message}",
+                  file=sys.stderr)  # fmt: skip
+        return 1
     # The default repository is relative ("models"): started from another folder, the service
     # would otherwise die in its lifespan with a traceback that never names the setting.
     repository = settings.model_repository.resolve()

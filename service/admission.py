@@ -65,9 +65,13 @@ def worst_cost(kind: BodyKind, length: int, binary_from: int | None = None) -> i
     return cost(kind, length, json_length // 2, binary_from)
 
 
-def body_cost(kind: BodyKind, body: bytes, binary_from: int | None = None) -> int:
-    json_length = len(body) if binary_from is None else min(binary_from, len(body))
-    return cost(kind, len(body), body.count(b",", 0, json_length), binary_from)
+def body_cost(
+    kind: BodyKind, body: bytes, binary_from: int | None = None, offset: int = 0
+) -> int:
+    """What `body` costs; or a part of a body, from `offset`, as it arrives."""
+    json_from = None if binary_from is None else max(binary_from - offset, 0)
+    json_length = len(body) if json_from is None else min(json_from, len(body))
+    return cost(kind, len(body), body.count(b",", 0, json_length), json_from)
 
 
 class MemoryBudget:
@@ -79,7 +83,7 @@ class MemoryBudget:
     def __init__(self, limit: int, on_change: Callable[[int], None]):
         self.limit = limit
         self.used = 0
-        self.largest = 0  # the largest reservation since the budget was last empty
+        self._trim = False  # a large reservation ended since the budget was last empty
         self._on_change = on_change
         self._waiting: deque[tuple[int, asyncio.Future]] = deque()
 
@@ -130,23 +134,22 @@ class MemoryBudget:
     def _take(self, holder, amount: int) -> None:
         self.used += amount
         holder.memory += amount
-        self.largest = max(self.largest, amount)
         self._on_change(self.used)
 
     def release(self, holder) -> None:
+        self._trim |= holder.memory >= TRIM_AFTER_BYTES
         self.used -= holder.memory
         holder.memory = 0
         self._grant()
-        if not self.used and self.largest >= TRIM_AFTER_BYTES:
-            self.largest = 0
-            heap.trim()  # what the large request used goes back to the system
+        if not self.used and self._trim:
+            self._trim = False
+            heap.trim()  # what the large requests used goes back to the system
 
     def _grant(self) -> None:
         while self._waiting and self.used + self._waiting[0][0] <= self.limit:
             amount, granted = self._waiting.popleft()
             if not granted.done():
                 self.used += amount
-                self.largest = max(self.largest, amount)
                 granted.set_result(None)
         self._on_change(self.used)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -123,7 +124,9 @@ class DataPlane:
 
     @property
     def ready(self) -> bool:
-        return self._reaper is not None and self.drain_deadline is None
+        """Serving, not draining, and able to take a connection: a process out of file
+        descriptors cannot accept one, and must not say it is ready for traffic."""
+        return self._reaper is not None and self.drain_deadline is None and _descriptor_free()
 
     def on_drain(self, callback: Callable[[], None]) -> None:
         """`callback()` when the drain begins: a listener of another protocol (gRPC) stops
@@ -229,13 +232,13 @@ class DataPlane:
                 call.reason = "disconnected"
                 raise ClientDisconnectedError("the client closed the connection mid-body")
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
+            if size + len(chunk) > limit:
                 self._refuse_too_large(limit)
-            if declared_length is None:
-                grown = len(chunk) if compressed else worst_cost(kind, len(chunk), binary_from)
-                self.memory.grow(call, grown)
+            if declared_length is None:  # counted as it comes; the whole budget at most
+                grown = len(chunk) if compressed else body_cost(kind, chunk, binary_from, size)
+                self.memory.grow(call, min(grown, self.memory.limit - call.memory))
             chunks.append(chunk)
+            size += len(chunk)
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -374,3 +377,11 @@ def deadline_error(call: Call) -> ServiceError:
         return UnavailableError("the service is shutting down; send the request again")
     waited = time.monotonic() - call.started
     return DeadlineExceededError(f"the request's deadline passed after {waited:.3f} s")
+
+
+def _descriptor_free() -> bool:
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        return False
+    return True

@@ -1,339 +1,95 @@
-"""The HTTP server: uvicorn, with connections that cannot be held forever and a shutdown that
-answers every request it admitted.
+"""The composition root: the one place that builds the service and starts and stops it.
 
-uvicorn's own HTTP/1.1 protocol (httptools) is extended, not replaced:
+Per worker process (`create_app`, uvicorn's factory): the data plane, the REST application and,
+where `SERVICE_GRPC_PORT` names a port, the gRPC server, all on the same data plane; the models
+are loaded and checked before any transport says ready, the transports start side by side, and
+on SIGTERM they drain and stop together (`lifespan`). `serve` runs the worker processes.
 
-- a connection must send its first request within `SERVICE_IDLE_TIMEOUT_S` and each request's
-  headers within `SERVICE_HEADER_TIMEOUT_S` of its first byte; else it is answered 408 and closed
-  (uvicorn closes a connection only when it is idle after a response);
-- when a client leaves, the data plane hears of it and drops its queued work;
-- on shutdown (SIGTERM), the connections tell the data plane (readiness turns false, the drain
-  clock starts); a connection whose request is under way, headers or body, or whose request
-  has arrived but not been read yet, is served and then closed; an idle one is closed at once;
-  headers still incomplete when the drain time is over get 503;
-- a request's head (request line and headers) is bounded where its bytes arrive: at most
-  `SERVICE_MAX_HEADER_BYTES` and `SERVICE_MAX_HEADERS`, else 431 and the connection closes (the
-  parser itself has no limit: it would hold a header that never ends);
-- what the parser refuses (a bad Content-Length, a NUL in a header…) is answered 400 in the
-  service's error shape with a request id, as everything else;
-- what a connection writes in one turn of the event loop goes out in one send (`CorkedTransport`);
-- with workers, the supervisor passes SIGTERM on at once and closes its copy of the listening
-  socket, so that no connection is accepted after the signal (`Supervisor`).
+A transport is a package of `service/api/` (REST, gRPC); adding one is a package and a line in
+`transports`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import json
+import logging
 import os
 import signal
 import socket
-import struct
 import tempfile
-import termios
+import time
+from contextlib import asynccontextmanager
 
-import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from uvicorn.supervisors import Multiprocess
 
-from service.errors import RETRY_AFTER_S
-from service.logs import log_config
-from service.metrics import MULTIPROCESS_DIR
+from service import heap, tracing
+from service.api.grpc.server import GrpcServer
+from service.api.rest import app as rest
+from service.api.rest.http import ServerConfig, config
+from service.dataplane import DataPlane
+from service.metrics import MULTIPROCESS_DIR, Metrics
 from service.settings import Settings
 
-
-class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration, with what the protocol below needs beside it: its timeouts, and
-    a second handle on the listening socket, so that the connections still queued on it when
-    uvicorn closes it at shutdown are not reset (`take_backlog`)."""
-
-    def __init__(
-        self,
-        *args,
-        header_timeout: float,
-        drain_timeout: float,
-        max_header_bytes: int,
-        max_headers: int,
-        **options,
-    ):
-        super().__init__(*args, **options)
-        self.header_timeout = header_timeout
-        self.drain_timeout = drain_timeout
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
-        self.listener: socket.socket | None = None
-
-    def bind_socket(self) -> socket.socket:
-        sock = super().bind_socket()
-        self.listener = sock.dup()  # each worker process gets a copy of it, with the config
-        return sock
-
-    def take_backlog(self) -> list[socket.socket]:
-        """The connections that completed before the shutdown began but were not accepted yet;
-        then the listening socket is closed for good (later ones are refused)."""
-        listener, self.listener = self.listener, None
-        if listener is None:
-            return []
-        accepted = []
-        with listener:
-            listener.setblocking(False)
-            while True:
-                try:
-                    connection, _ = listener.accept()
-                except OSError:  # BlockingIOError: none left
-                    return accepted
-                accepted.append(connection)
+log = logging.getLogger("service")
 
 
-class CorkedTransport:
-    """A connection's transport whose writes in one turn of the event loop are sent as one, at the
-    end of the turn: uvicorn writes a response's status line and headers, then its body, each a
-    send of its own, and a send costs the sender the receiver's TCP work too on loopback (~20 µs
-    a response here). Every other call is the transport's own; `close` sends what is held first."""
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._held is None:
-            self._held = [data]
-            self._loop.call_soon(self.flush)
-        else:
-            self._held.append(data)
-
-    def flush(self) -> None:
-        held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str):
-        return getattr(self._transport, name)
+def transports(dataplane: DataPlane) -> list:
+    """The transports beside REST (whose server is uvicorn's): each starts once the models are
+    loaded and stops once the drain is over."""
+    settings = dataplane.settings
+    return [GrpcServer(dataplane)] if settings.grpc_port else []
 
 
-class HttpProtocol(HttpToolsProtocol):
-    def __init__(self, config: ServerConfig, *args, **kwargs):
-        super().__init__(config, *args, **kwargs)
-        self.header_timeout = config.header_timeout
-        self.drain_timeout = config.drain_timeout
-        self.timer: asyncio.TimerHandle | None = None
-        # Since when this connection has been waiting: for its first request, or for the rest of
-        # a request's headers. The watchdog (below) looks at these rather than each request
-        # arming a timer of its own: two timer operations a request cost more than a glance.
-        self.idle_since: float | None = None
-        self.headers_since: float | None = None
-        self.draining = False
-        self.head_bytes = 0  # of the request whose head is being read
-        self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """One worker's service. `tracer_provider`: where the spans go; by default where the
+    `OTEL_*` variables say (`service.tracing`), and none are made when they say nothing."""
+    heap.configure()
+    settings = settings or Settings()
+    own_provider = tracer_provider is None
+    if own_provider:
+        tracer_provider = tracing.provider_from_environment()
+    dataplane = DataPlane(settings, Metrics(), tracing.tracer_of(tracer_provider))
 
-    @property
-    def reading_headers(self) -> bool:
-        return self.headers_since is not None
-
-    def _arm(self, seconds: float, action) -> None:
-        self._disarm()
-        self.timer = self.loop.call_later(seconds, action)
-
-    def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _refuse(self, status: int, reason: str, field: str | None = None) -> None:
-        """Answers a request whose head never completed or could not be read, in the service's
-        error shape with a request id of its own, then closes."""
-        if self.transport.is_closing():
-            return
-        message = f"{field}: {reason}" if field else reason
-        body = json.dumps({"error": message, "details": [{"field": field, "reason": reason}]})
-        retry = f"retry-after: {RETRY_AFTER_S}\r\n" if status == 503 else ""
-        self.transport.write(
-            f"HTTP/1.1 {status} {REFUSALS[status]}\r\ncontent-type: application/json\r\n"
-            f"x-request-id: {os.urandom(16).hex()}\r\n{retry}content-length: {len(body)}\r\n"
-            f"connection: close\r\n\r\n{body}".encode()
-        )
-        self.transport.close()
-
-    def _dataplane(self):
-        return self.app_state.get("dataplane")
-
-    # -- uvicorn's protocol
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self.transport = CorkedTransport(transport, self.loop)
-        if self.draining:
-            self._finish()
-        else:
-            self.idle_since = self.loop.time()
-            _watch(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        if self.cycle is not None and not self.cycle.response_complete:
-            call = self.cycle.scope.get("state", {}).get("call")
-            if call is not None:
-                call.cancel("disconnected")
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self.cycle is None or self.cycle.response_complete or self.reading_headers:
-            self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
-        super().data_received(data)
-        if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
-            self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        if len(self.headers) > self.config.max_headers:
-            # Stops the parser: uvicorn answers what it raises with send_400_response (below).
-            self.head_refusal = (431, f"more than {self.config.max_headers} headers")
-            raise HeadTooLargeError
-
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to what the parser refused, in the service's error shape."""
-        if self.head_refusal is not None:
-            self._refuse(*self.head_refusal, field="headers")
-        else:
-            self._refuse(400, "the request is not valid HTTP/1.1 (" + msg.rstrip(".") + ")")
-
-    def _head_too_large(self, why: str) -> None:
-        self.headers_since = None
-        self._refuse(431, f"the request line and headers {why}", "headers")
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.idle_since = None
-        self.headers_since = self.loop.time()
-
-    def on_headers_complete(self) -> None:
-        self.headers_since = None
-        self.head_bytes = 0
-        super().on_headers_complete()
-        if self.draining and self.cycle is not None:
-            self.cycle.keep_alive = False
-
-    def shutdown(self) -> None:
-        """uvicorn calls this on each connection once the shutdown began."""
-        dataplane = self._dataplane()
-        if dataplane is not None:
-            dataplane.drain()
-        for connection in self.config.take_backlog():
-            self.loop.create_task(self.loop.connect_accepted_socket(self._sibling, connection))
-        self._finish()
-
-    def _sibling(self) -> HttpProtocol:
-        """The protocol of a connection taken from the backlog after the shutdown began."""
-        protocol = type(self)(self.config, self.server_state, self.app_state, self.loop)
-        protocol.draining = True
-        return protocol
-
-    def _finish(self) -> None:
-        """This connection serves the request it has under way, if any, then closes."""
-        self.draining = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # uvicorn closes it after the response
-        elif self.reading_headers or self._unread_bytes():
-            # A request under way, or sent before the signal and not read yet (closing a socket
-            # with unread bytes would reset it): it is served, then the connection closes.
-            self._arm(self.drain_timeout, self._drain_over)
-        else:
-            self.transport.close()
-
-    # -- timers
-
-    def check_timeouts(self, now: float) -> None:
-        """The watchdog's look at this connection."""
-        if self.headers_since is not None and now - self.headers_since > self.header_timeout:
-            self._headers_too_slow()
-        elif self.idle_since is not None and now - self.idle_since > self.timeout_keep_alive:
-            self.transport.close()  # nothing was ever asked (after a response: uvicorn's timer)
-
-    def _unread_bytes(self) -> int:
-        sock = self.transport.get_extra_info("socket")
-        if sock is None:
-            return 0
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        started = time.perf_counter()
         try:
-            return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-        except OSError:
-            return 0
+            dataplane.load()
+        except Exception as error:
+            log.critical("cannot start: %s", error)
+            raise
+        dataplane.start()
+        others = transports(dataplane)
+        for transport in others:
+            await transport.start()
+        log.info(
+            "ready in %.2f s: %s, %d intra-op threads per model",
+            time.perf_counter() - started,
+            ", ".join(f"{n} v{sorted(v)}" for n, v in dataplane.registry.models.items()),
+            settings.intra_op_threads,
+        )
+        yield {"dataplane": dataplane}  # also seen by the HTTP connections (api/rest/http.py)
+        dataplane.drain()
+        for transport in others:
+            await transport.stop()
+        await dataplane.close()
+        if own_provider and tracer_provider is not None:
+            # Exports the spans still buffered: the SDK's own atexit hook does not run in
+            # worker processes (SERVICE_WORKERS > 1).
+            tracer_provider.shutdown()
+        log.info("stopped")
 
-    def _headers_too_slow(self) -> None:
-        self._refuse(408, f"the request's headers took longer than {self.header_timeout} s")
-
-    def _drain_over(self) -> None:
-        if self.cycle is None or self.cycle.response_complete:
-            self._refuse(503, "the service is shutting down; send the request again")
-
-
-REFUSALS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
-
-
-class HeadTooLargeError(httptools.HttpParserError):
-    """Raised in a parser callback to stop reading a request whose head is over a limit."""
-
-
-_WATCHED: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-
-
-def _watch(protocol: HttpProtocol) -> None:
-    """Makes sure this event loop's watchdog runs: it looks at every connection a few times per
-    timeout and closes those waiting too long for headers or for a first request."""
-    loop = protocol.loop
-    if loop not in _WATCHED or _WATCHED[loop].done():
-        period = min(protocol.header_timeout, protocol.timeout_keep_alive) / 4
-        _WATCHED[loop] = loop.create_task(_watchdog(protocol.connections, min(period, 1.0)))
-
-
-async def _watchdog(connections: set, period: float) -> None:
-    while True:
-        await asyncio.sleep(period)
-        now = asyncio.get_running_loop().time()
-        for connection in list(connections):
-            if isinstance(connection, HttpProtocol):
-                connection.check_timeouts(now)
-
-
-def config(settings: Settings, app) -> ServerConfig:
-    return ServerConfig(
-        app,
-        factory=isinstance(app, str),
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        http=HttpProtocol,
-        log_config=log_config(settings.log_level, settings.log_format),
-        timeout_keep_alive=settings.idle_timeout_s,
-        header_timeout=settings.header_timeout_s,
-        drain_timeout=settings.drain_timeout_s,
-        max_header_bytes=settings.max_header_bytes,
-        max_headers=settings.max_headers,
-        # The data plane answers what is left when the drain time is over (503); uvicorn's own
-        # deadline, which cancels without an answer, comes later.
-        timeout_graceful_shutdown=settings.drain_timeout_s + 2,
-        access_log=False,  # the service's middleware logs each request, with its id
-        server_header=False,
-    )
+    return rest.build(dataplane, lifespan)
 
 
 def serve(settings: Settings) -> None:
     """Runs the service until SIGTERM or SIGINT; with `workers` > 1 in as many processes, whose
     metrics are added up (prometheus-client's multiprocess mode, in a folder of their own)."""
-    server_config = config(settings, "service.app:create_app")
+    server_config = config(settings, "service.server:create_app")
     sockets = [server_config.bind_socket()]
     if settings.workers == 1:
         uvicorn.Server(server_config).run(sockets=sockets)

@@ -186,8 +186,8 @@ class Settings(BaseSettings):
         # request that sends an empty one: refuse to start instead.
         if key is not None and not key.get_secret_value().strip():
             raise ValueError(
-                "SERVICE_ADMIN_API_KEY is set but empty; give it a secret, or unset it to turn "
-                "the repository API off"
+                "set but empty; give the key a secret value, or unset it to turn the repository "
+                "API off"
             )
         return key
 

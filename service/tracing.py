@@ -76,31 +76,36 @@ def traced(path: str) -> bool:
     return not path.startswith(UNTRACED_PREFIXES)
 
 
-def start_request(tracer: Tracer, scope: dict) -> tuple[trace.Span, object]:
-    """The request's SERVER span, continued from its `traceparent` header, made the current span
-    (for the data plane's child spans); returns it with the token that `end_request` detaches."""
+def http_carrier(scope: dict) -> tuple[str, dict[str, str], dict[str, str]]:
+    """An HTTP request's span name (its method, until it has been routed), the headers its trace
+    context comes in and its attributes, for `start_server`."""
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
     attributes = {
         "http.request.method": scope["method"],
         "url.path": scope["path"],
         "url.scheme": scope.get("scheme", "http"),
     }
-    # Named by its method until it has been routed.
-    return _start_server(tracer, scope["method"], headers, attributes)
+    return scope["method"], headers, attributes
 
 
-def start_rpc(
-    tracer: Tracer, service: str, method: str, metadata: Iterable[tuple[str, str]] | None
-) -> tuple[trace.Span, object]:
-    """A gRPC call's SERVER span, continued from the `traceparent` of its metadata and made the
-    current span; `end_rpc` ends it."""
-    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
-    return _start_server(tracer, f"{service}/{method}", dict(metadata or ()), attributes)
+def http_outcome(span: trace.Span, scope: dict, status: int) -> None:
+    """Names the span by its route, once routed, and records the status."""
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        span.update_name(f"{scope['method']} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
 
 
-def _start_server(
+def rpc_attributes(service: str, method: str) -> dict[str, str]:
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+
+
+def start_server(
     tracer: Tracer, name: str, carrier: dict[str, str], attributes: dict[str, str]
 ) -> tuple[trace.Span, object]:
+    """A request's SERVER span, continued from the `traceparent` in `carrier` (headers or gRPC
+    metadata), made the current span; returns it with the token that `end_server` detaches."""
     span = tracer.start_span(
         name, context=propagate.extract(carrier), kind=SpanKind.SERVER, attributes=attributes
     )
@@ -119,22 +124,8 @@ def response_metadata(span: trace.Span) -> list[tuple[str, str]]:
     return list(carrier.items())
 
 
-def end_request(span: trace.Span, token: object, scope: dict, status: int, model) -> None:
-    route = getattr(scope.get("route"), "path", None)
-    if route is not None:
-        span.update_name(f"{scope['method']} {route}")
-        span.set_attribute("http.route", route)
-    span.set_attribute("http.response.status_code", status)
-    _end_server(span, token, model, failed=status >= 500)
-
-
-def end_rpc(span: trace.Span, token: object, code: int, failed: bool, model) -> None:
-    """`code`: the gRPC status code's number; `failed`: the server's fault (as a 5xx is)."""
-    span.set_attribute("rpc.grpc.status_code", code)
-    _end_server(span, token, model, failed)
-
-
-def _end_server(span: trace.Span, token: object, model, failed: bool) -> None:
+def end_server(span: trace.Span, token: object, model, failed: bool) -> None:
+    """`failed`: the server's fault (a 5xx, or gRPC's statuses of that kind)."""
     if model is not None:
         span.set_attributes(model_attributes(model.name, model.version))
     if failed:

@@ -22,7 +22,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 from loadtest.baselines.server import arguments, new_app, serve
-from service.api.grpc_v2 import SERVICE_NAME, messages
+from service.api.grpc.messages import SERVICE_NAME, messages
 
 
 def constant(answer: bytes):

@@ -100,7 +100,7 @@ def test_the_serve_install_has_no_tensorflow(serve_venv):
     result = _python(
         serve_venv,
         "import importlib.util as u; print([m for m in ('tensorflow', 'tf2onnx', 'keras')"
-        " if u.find_spec(m)]); import onnxruntime, fastapi, service.app",
+        " if u.find_spec(m)]); import onnxruntime, fastapi, service.server",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from service.api.typed import EXAMPLE_HOUSE
+from service.api.rest.typed import EXAMPLE_HOUSE
 from service.catalog import BOSTON_FEATURES
 from tests.e2e.conftest import missing_browser
 from tests.needs import missing

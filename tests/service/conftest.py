@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import ServerProcess, TestClient, settings
 
 

@@ -29,11 +29,11 @@ from loadtest.servers import (
     stop_server,
     wait_ready,
 )
-from service.api.typed import EXAMPLE_HOUSE
-from service.app import create_app
+from service.api.rest.http import config as server_config
+from service.api.rest.typed import EXAMPLE_HOUSE
 from service.encoding import TextEncoder, TextEncoding
 from service.repository import ONNX_FILE, ModelConfig, list_versions, read_config
-from service.server import config as server_config
+from service.server import create_app
 from service.settings import Settings
 
 with warnings.catch_warnings():  # starlette's TestClient prefers httpx2; httpx works the same

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import HOUSES, TestClient, newest, ort_predict, sample_rows, settings
 
 MAX_BODY = 16 * 1024

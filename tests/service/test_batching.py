@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
 from service.batching import Batcher, SparseRows, TextRows, assemble
 from service.errors import DeadlineExceededError, UnavailableError
+from service.server import create_app
 from service.settings import Batching
 from tests.service.support import (
     HOUSES,

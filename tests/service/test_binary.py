@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import (
     MODEL_NAMES,
     TestClient,

@@ -1,4 +1,4 @@
-"""The prediction routes' direct path (`service.api.fastpath`) answers exactly as FastAPI's routing
+"""The prediction routes' direct path (`service.api.rest.fastpath`) answers exactly as FastAPI's routing
 of the same routes does, good requests and bad, and leaves to FastAPI what it must check."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-import service.app
-from service.api.fastpath import PredictionPath
-from service.app import create_app
+import service.api.rest.app
+from service.api.rest.fastpath import PredictionPath
+from service.server import create_app
 from tests.service.support import TestClient, sample_rows, settings, v2_body
 
 HOUSE = {"crim": 0.1, "zn": 0.0, "indus": 8.0, "chas": 0.0, "nox": 0.5, "rm": 6.4, "age": 60.0,
@@ -89,7 +89,9 @@ def clients(monkeypatch_module):
     # Starlette builds an app's middleware stack on its first request: built here, at once.
     direct = create_app(settings())
     direct.middleware_stack = direct.build_middleware_stack()
-    monkeypatch_module.setattr(service.app, "PredictionPath", lambda app, routers, rest: rest)
+    monkeypatch_module.setattr(
+        service.api.rest.app, "PredictionPath", lambda app, routers, rest: rest
+    )
     through_fastapi = create_app(settings())
     through_fastapi.middleware_stack = through_fastapi.build_middleware_stack()
     with TestClient(direct) as fast, TestClient(through_fastapi) as slow:

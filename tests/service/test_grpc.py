@@ -1,4 +1,4 @@
-"""The Open Inference Protocol over gRPC (`service/api/grpc_v2.py`), against a real server on
+"""The Open Inference Protocol over gRPC (`service/api/grpc/`), against a real server on
 loopback: NVIDIA's `tritonclient.grpc`, sync and asyncio, unmodified; typed and raw contents;
 errors as gRPC status codes naming the field; deadlines; the model repository behind the API
 key; `grpc.health.v1`; the shutdown; the setting that turns gRPC off."""
@@ -24,7 +24,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from service.api.grpc_v2 import DESCRIPTORS
+from service.api.grpc.messages import DESCRIPTORS
+from service.api.grpc.server import MESSAGE_COPIES
 from service.dataplane import Call
 from tests.service.support import (
     MODEL_NAMES,
@@ -375,13 +376,14 @@ def test_an_unexpected_error_is_one_internal_logged_once(capfd):
         assert message == "internal error; see the service log"
         assert client.is_server_ready()
     log = capfd.readouterr().err
-    assert log.count("unhandled error in ModelInfer") == 1, log
+    assert log.count("unhandled error in gRPC ModelInfer") == 1, log
     assert log.count("RuntimeError: the model exploded") == 1, log
 
 
 def test_a_call_holds_request_memory_and_waits_for_it():
-    """The message and its rows count in the request memory (SERVICE_REQUEST_MEMORY_BYTES) while
-    the call lasts, as an HTTP body does; a call that cannot get it is answered at its deadline."""
+    """The message and its copies count in the request memory (SERVICE_REQUEST_MEMORY_BYTES)
+    while the call lasts, as an HTTP body does; a call that cannot get it is answered at its
+    deadline, its message never read."""
     server, address = grpc_server(request_timeout_s=0.5)
     rows = sample_rows("boston")
     with server, grpcclient.InferenceServerClient(address) as client:
@@ -394,7 +396,7 @@ def test_a_call_holds_request_memory_and_waits_for_it():
         message = service_pb2.ModelInferRequest(model_name="boston")
         message.inputs.add(name="features", datatype="FP32", shape=list(rows.shape))
         message.raw_input_contents.append(rows.astype(np.float32).tobytes())
-        assert server.dataplane.memory.used == 2 * message.ByteSize()
+        assert server.dataplane.memory.used == MESSAGE_COPIES * message.ByteSize()
         server.release()
         running.join(10)
         wait_until(lambda: server.dataplane.memory.used == 0, "the memory to be given back")

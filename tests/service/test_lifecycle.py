@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from service.admission import BINARY_COPIES, BodyKind, body_cost, worst_cost
 from service.dataplane import Call
-from service.settings import JSON_DECODE_FACTOR
 from tests.service.support import (
     InProcessServer,
     connect,
@@ -116,19 +116,19 @@ def test_work_of_a_client_that_disconnected_is_dropped():
 
 
 def test_memory_admission_makes_requests_wait_their_turn():
-    """Each body reserves JSON_DECODE_FACTOR × its size before it is read; the budget holds one
-    such body, so the second waits until the first is answered, and both are answered."""
+    """Each body reserves the worst case of its declared size before it is read; the budget holds
+    one such body, so the second waits until the first is answered, and both are answered."""
     head, body = boston_request(rows=150)
-    budget = MiB
-    assert len(body) * JSON_DECODE_FACTOR <= budget < 2 * len(body) * JSON_DECODE_FACTOR
+    worst = worst_cost(BodyKind.NUMBERS, len(body))
+    budget = worst + worst // 2
     with InProcessServer(request_memory_bytes=budget, max_body_bytes=50 * 1024) as server:
         first = connect(server.url)
         first.sendall(head + body[:100])  # admitted: its memory is reserved while it uploads
         wait_until(lambda: server.dataplane.memory.used > 0, "the first reservation")
         second = send(server.url, (head, body))
         time.sleep(0.3)
-        assert server.dataplane.memory.used == len(body) * JSON_DECODE_FACTOR  # one at a time
-        assert server.metric("service_request_memory_bytes") == len(body) * JSON_DECODE_FACTOR
+        assert server.dataplane.memory.used == worst  # one at a time
+        assert server.metric("service_request_memory_bytes") == worst
         first.sendall(body[100:])
         assert read_response(first).status == 200
         assert read_response(second).status == 200
@@ -151,23 +151,24 @@ def test_a_request_that_never_gets_memory_is_answered_at_its_deadline():
 
 def test_the_memory_budget_must_hold_one_largest_body():
     with pytest.raises(ValueError, match="request_memory_bytes must hold one body"):
-        settings(
-            max_body_bytes=1024 * 1024, request_memory_bytes=JSON_DECODE_FACTOR * 1024 * 1024 - 1
-        )
+        settings(max_body_bytes=1024 * 1024, request_memory_bytes=BINARY_COPIES * 1024 * 1024 - 1)
 
 
 def test_a_chunked_body_that_does_not_fit_is_503_at_once():
-    """A body without Content-Length cannot wait for memory while it holds some."""
-    head, body = boston_request(rows=150)
-    with InProcessServer(request_memory_bytes=MiB, max_body_bytes=50 * 1024) as server:
+    """A body without Content-Length cannot wait for memory while it holds some: what it costs
+    is counted as it arrives, and refused when the budget is full."""
+    head, body = boston_request(rows=250)
+    small_head, small_body = boston_request(rows=150)
+    budget = worst_cost(BodyKind.NUMBERS, len(body)) + body_cost(BodyKind.NUMBERS, small_body) // 2
+    with InProcessServer(request_memory_bytes=budget, max_body_bytes=64 * 1024) as server:
         first = connect(server.url)
         first.sendall(head + body[:100])
         wait_until(lambda: server.dataplane.memory.used > 0, "the first reservation")
-        chunked = head.replace(
-            f"content-length: {len(body)}".encode(), b"transfer-encoding: chunked"
+        chunked = small_head.replace(
+            f"content-length: {len(small_body)}".encode(), b"transfer-encoding: chunked"
         )
         answer = read_response(
-            send(server.url, (chunked, b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)))
+            send(server.url, (chunked, b"%x\r\n%s\r\n0\r\n\r\n" % (len(small_body), small_body)))
         )
         assert answer.status == 503, answer.body
         assert answer.headers["retry-after"] == "1"
@@ -218,7 +219,7 @@ def test_an_unexpected_error_is_one_500_with_the_request_id(capfd):
         assert answer.json()["error"] == "internal error; see the service log"
         log = capfd.readouterr().err
         assert log.count("ERROR") == 1, log
-        assert log.count("[boom-1] unhandled error on POST /v2/models/boston/infer") == 1, log
+        assert log.count("[boom-1] unhandled error in POST /v2/models/boston/infer") == 1, log
         assert log.count("RuntimeError: the model exploded") == 1, log
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
 

@@ -3,7 +3,7 @@ import json
 import logging
 
 from service import logs
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import TestClient, settings
 
 

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import __version__
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import (
     HOUSES,
     MODEL_NAMES,

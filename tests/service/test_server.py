@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.server import CorkedTransport
+from service.api.rest.http import CorkedTransport
 from tests.service.support import (
     REVIEWS,
     ServerProcess,

@@ -11,7 +11,7 @@ import shutil
 import onnxruntime as ort
 import pytest
 
-from service.app import create_app
+from service.server import create_app
 from service.settings import Settings, available_cpus
 from tests.service.support import TestClient, copy_repository, newest, run_service, settings
 

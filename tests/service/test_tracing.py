@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from loadtest.otlp_receiver import OtlpReceiver
 from service import tracing
-from service.app import create_app
+from service.server import create_app
 from tests.service.support import (
     REVIEWS,
     ServerProcess,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.api.typed import (
+from service.api.rest.typed import (
     HousesRequest,
     NewswiresRequest,
     PricesAnswer,
@@ -14,8 +14,8 @@ from service.api.typed import (
     SentimentAnswer,
     TopicsAnswer,
 )
-from service.api.v1 import PredictRequest, PredictResponse
-from service.api.v2 import InferenceRequest, InferenceResponse
+from service.api.rest.v1 import PredictRequest, PredictResponse
+from service.api.rest.v2 import InferenceRequest, InferenceResponse
 from tests.service.support import (
     HOUSES,
     NEWSWIRES,

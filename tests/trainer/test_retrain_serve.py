@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.typed import EXAMPLE_HOUSE
-from service.app import create_app
+from service.api.rest.typed import EXAMPLE_HOUSE
+from service.server import create_app
 from service.settings import Settings
 from tests.service.support import ServerProcess, add_version
 from trainer.cli import main

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from service.admission import DECOMPRESSORS, BodyKind
-from service.api import call_of, dataplane, routes
-from service.api.tensors import HEADER_LENGTH
+from service.api.rest import call_of, dataplane, routes
+from service.api.rest.binary import HEADER_LENGTH
 from service.errors import BadInputError, Kind, ServiceError
 from service.numbers import read_count
 from service.registry import LoadedModel

@@ -6,28 +6,11 @@ Off unless `SERVICE_ADMIN_API_KEY` is set; then every call must send it as
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Depends, Request
-from pydantic import SecretStr
 
-from service.api import dataplane
-from service.errors import ErrorResponse, Kind, ServiceError, protocol_route
-
-
-def check_admin_key(key: SecretStr | None, authorization: str) -> None:
-    """`authorization` (`Bearer <key>`, an HTTP header or gRPC metadata) opens the repository
-    API, which is off where no key is set."""
-    if key is None:
-        raise ServiceError(
-            "the repository API is off; set SERVICE_ADMIN_API_KEY to enable it",
-            kind=Kind.FORBIDDEN,
-        )
-    scheme, _, given = authorization.partition(" ")
-    # Bytes: compare_digest refuses str with characters beyond ASCII (a header may carry any).
-    expected = key.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode("latin-1"), expected):
-        raise ServiceError("missing or wrong API key", "authorization", Kind.UNAUTHENTICATED)
+from service.api.rest import dataplane
+from service.api.rest.errors import ErrorResponse, protocol_route
+from service.inference import check_admin_key
 
 
 async def require_admin(request: Request) -> None:

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service.admission import BodyKind
-from service.api import VersionQuery, call_of, dataplane, served, wire
-from service.api.v2 import INFER_ERRORS
+from service.api.rest import VersionQuery, call_of, dataplane, served, wire
+from service.api.rest.errors import ErrorResponse, protocol_route
+from service.api.rest.v2 import INFER_ERRORS
 from service.catalog import BOSTON_FEATURES
-from service.errors import BadInputError, ErrorResponse, protocol_route
+from service.errors import BadInputError
 
 router = APIRouter(
     prefix="/api", tags=["Typed endpoints"], route_class=protocol_route(bad_input=422)

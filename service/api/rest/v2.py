@@ -1,5 +1,5 @@
 """Open Inference Protocol (KServe V2) over REST: JSON tensors and Triton's binary tensor data
-extension (`service/api/tensors.py`).
+extension (`service/api/rest/binary.py`).
 
 https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 """
@@ -11,13 +11,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import __version__
+from service import inference
 from service.admission import BodyKind
-from service.api import VersionPath, call_of, dataplane, routes, served, tensors, wire
-from service.dataplane import Call
-from service.errors import BadInputError, ErrorResponse, protocol_route
+from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
+from service.api.rest.binary import HEADER_LENGTH, BinaryData, binary_size, split
+from service.api.rest.errors import ErrorResponse, protocol_route
+from service.errors import BadInputError
 from service.numbers import read_count
-from service.registry import LoadedModel
 
 # Protocol clients need not send a JSON Content-Type (tritonclient sends none); FastAPI >= 0.132
 # would otherwise not parse their bodies. Nothing here acts on a browser's cookies, so no CSRF risk.
@@ -142,19 +142,19 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     """Inference, with JSON tensors or Triton's binary tensor data extension (request header
     `Inference-Header-Content-Length`), in and out."""
     loaded = served(request, model, version)
-    header_length = request.headers.get(tensors.HEADER_LENGTH)
+    header_length = request.headers.get(HEADER_LENGTH)
     binary_from = read_count(header_length) if header_length is not None else None
     body_bytes = await wire.read_bytes(request, BodyKind.NUMBERS, binary_from)
-    header, binary = tensors.split(body_bytes, header_length)
+    header, binary = split(body_bytes, header_length)
     body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
-    apply_timeout(call, (body.parameters or {}).get("timeout"))
+    inference.apply_timeout(call, (body.parameters or {}).get("timeout"))
     output = loaded.config.outputs[0]
-    check_tensors(
+    inference.check_tensors(
         loaded, [(i.name, i.datatype) for i in body.inputs], [o.name for o in body.outputs or []]
     )
     tensor = body.inputs[0]
-    size = tensors.binary_size(tensor.parameters, "inputs[0]")
+    size = binary_size(tensor.parameters, "inputs[0]")
     if size is None and tensor.data is None:
         raise BadInputError(
             "Field required (or parameters.binary_data_size, for binary data)", "inputs[0].data"
@@ -171,7 +171,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
         )  # fmt: skip
     else:
         dataplane(request).check_shape(loaded, tensor.shape, "inputs[0].shape", "inputs[0]")
-        binary_data = tensors.BinaryData(binary)
+        binary_data = BinaryData(binary)
         rows = binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, "inputs[0]")
         binary_data.check_all_taken()
     binary_output = _binary_output(body)
@@ -179,7 +179,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     answer = {"name": output.name, "shape": list(result.shape), "datatype": output.datatype}
     blobs = []
     if binary_output:
-        blobs.append(tensors.to_bytes(result, output.datatype))
+        blobs.append(inference.to_bytes(result, output.datatype))
         answer["parameters"] = {"binary_data_size": len(blobs[0])}
     else:
         answer["data"] = result.ravel().tolist()
@@ -198,7 +198,7 @@ def _binary_output(body: InferenceRequest) -> bool:
 
 @router.get("", response_model=ServerMetadata)
 async def server_metadata():
-    return ServerMetadata(name="dlwp-serving", version=__version__, extensions=["model_repository"])
+    return inference.server_metadata()
 
 
 @router.get("/health/live")
@@ -216,23 +216,10 @@ async def ready(request: Request, response: Response):
     return {"ready": is_ready}
 
 
-def _metadata(request: Request, model: LoadedModel) -> ModelMetadata:
-    config = model.config
-    loaded = dataplane(request).registry.models.get(config.name, {})
-    return ModelMetadata(
-        name=config.name,
-        versions=[str(v) for v in sorted(loaded)],
-        platform=config.platform,
-        inputs=[TensorMetadata(**s.model_dump()) for s in config.inputs],
-        outputs=[TensorMetadata(**s.model_dump()) for s in config.outputs],
-        execution_providers=model.runtime.providers,
-    )
-
-
 @routes(router.get, "/models/{model}", "/models/{model}/versions/{version:int}",
         response_model=ModelMetadata, responses=ERRORS)  # fmt: skip
 async def model_metadata(request: Request, model: str, version: VersionPath = None):
-    return _metadata(request, served(request, model, version))
+    return inference.model_metadata(dataplane(request), served(request, model, version))
 
 
 @routes(router.get, "/models/{model}/ready", "/models/{model}/versions/{version:int}/ready",
@@ -240,34 +227,3 @@ async def model_metadata(request: Request, model: str, version: VersionPath = No
 async def model_ready(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     return {"name": loaded.name, "version": str(loaded.version), "ready": True}
-
-
-def apply_timeout(call: Call, timeout: object) -> None:
-    """A V2 request's `timeout` parameter (microseconds, as Triton's; 0 or absent: the server's)
-    shortens its deadline; REST and gRPC alike."""
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-        raise BadInputError(
-            "a timeout is a whole number of microseconds (0: the server's)", "parameters.timeout"
-        )
-    if timeout:
-        call.shorten(timeout / 1e6)
-
-
-def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
-    """A V2 request's inputs (name, datatype) are the model's one input, and the outputs it asks
-    for (none: all) are the model's; REST and gRPC alike."""
-    spec, output = model.config.inputs[0], model.config.outputs[0]
-    names = [name for name, _ in inputs]
-    if names != [spec.name]:
-        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
-    datatype = inputs[0][1]
-    if datatype != spec.datatype:
-        raise BadInputError(
-            f"datatype {datatype} does not match the model input's {spec.datatype}",
-            "inputs[0].datatype",
-        )
-    unknown = [name for name in outputs if name != output.name]
-    if unknown:
-        raise BadInputError(f"unknown outputs {unknown}; the model has '{output.name}'", "outputs")

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.admission import BodyKind
-from service.api import VersionPath, call_of, dataplane, routes, served, wire
-from service.api.v2 import ERRORS, INFER_ERRORS
-from service.errors import BadInputError, protocol_route
+from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
+from service.api.rest.errors import protocol_route
+from service.api.rest.v2 import ERRORS, INFER_ERRORS
+from service.errors import BadInputError
 
 # Like V2: clients such as `requests.post(url, data=json.dumps(...))` send no Content-Type.
 router = APIRouter(

@@ -1,5 +1,4 @@
-"""V2 tensors in binary: the Open Inference Protocol's fixed-size datatypes as NumPy dtypes, and
-Triton's binary tensor data extension, which tritonclient uses by default.
+"""Triton's binary tensor data extension to V2 over REST, which tritonclient uses by default.
 
 A request with binary inputs is `Inference-Header-Content-Length: N`; its first N bytes are the
 JSON request, the rest the raw data of each input that says `"parameters": {"binary_data_size":
@@ -9,22 +8,14 @@ way (https://github.com/triton-inference-server/server/blob/main/docs/protocol/e
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from service.errors import BadInputError
+from service.inference import from_bytes
 from service.numbers import read_count
 
-DATATYPES: dict[str, np.dtype] = {
-    name: np.dtype(code)
-    for name, code in {
-        "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-        "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-    }.items()
-}  # fmt: skip
 HEADER_LENGTH = "inference-header-content-length"
 
 
@@ -75,30 +66,3 @@ class BinaryData:
                 f"{len(self.data) - self.offset} bytes follow the inputs' binary data",
                 "body",
             )
-
-
-def from_bytes(
-    data: bytes | memoryview,
-    name: str,
-    datatype: str,
-    shape: Sequence[int],
-    field: str,
-    what: str = "holds",
-) -> np.ndarray:
-    """Raw data of input `name` (little-endian, row-major) as an array of `shape`, or a 400
-    naming the field and the input when its size disagrees with shape × datatype."""
-    dtype = DATATYPES.get(datatype)
-    if dtype is None:
-        raise BadInputError(f"{datatype} has no fixed size; send it as JSON", field)
-    needed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
-    if len(data) != needed:
-        raise BadInputError(
-            f"{what} {len(data)} bytes; input '{name}' of shape {list(shape)} and datatype "
-            f"{datatype} needs {needed}",
-            field,
-        )
-    return np.frombuffer(data, dtype).reshape(shape)
-
-
-def to_bytes(array: np.ndarray, datatype: str) -> bytes:
-    return array.astype(DATATYPES[datatype], copy=False).tobytes()

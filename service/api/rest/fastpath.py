@@ -22,8 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import errors
-from service.api import MAX_VERSION, wire
+from service.api.rest import MAX_VERSION, errors, wire
 
 
 class PredictionPath:

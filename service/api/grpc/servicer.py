@@ -1,0 +1,174 @@
+"""Each RPC of `inference.GRPCInferenceService` translated to the data plane and back: the model
+leased, the tensors checked (`service.inference`, as REST checks them), the input converted,
+`DataPlane.infer`, the answer built. The request lifecycle around each call (admission, reading,
+deadline, errors → status, metrics, span) is the server's (`service.api.grpc.server`).
+
+RPCs the service cannot honour (streaming, shared memory, statistics, trace, logging) are not
+registered, so gRPC answers them UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import grpc
+from service import inference
+from service.api.grpc.messages import messages
+from service.dataplane import Call, DataPlane
+from service.errors import BadInputError, Kind, NotFoundError, ServiceError
+
+STATUS: dict[Kind, grpc.StatusCode] = {
+    Kind.BAD_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    Kind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Kind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    Kind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Kind.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Kind.UNSUPPORTED_MEDIA_TYPE: grpc.StatusCode.INVALID_ARGUMENT,
+    Kind.LOAD_FAILED: grpc.StatusCode.INVALID_ARGUMENT,  # as Triton answers a failed load
+    Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Kind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Kind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+# The datatypes a model config may name, and the typed-contents field that holds each.
+CONTENTS_FIELDS = {
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+}
+
+
+def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message of an error: "<field>: <reason>", as the REST answers'."""
+    message = f"{error.field}: {error.reason}" if error.field else error.reason
+    return STATUS[error.kind], message
+
+
+class InferenceServicer:
+    """`inference.GRPCInferenceService`: each method the RPC of the same name, called with the
+    request's `Call`, its parsed message and its gRPC context."""
+
+    def __init__(self, dataplane: DataPlane):
+        self.dataplane = dataplane
+        self.settings = dataplane.settings
+
+    # -- health and metadata
+
+    async def ServerLive(self, call: Call, request, context):
+        return messages.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, call: Call, request, context):
+        return messages.ServerReadyResponse(ready=self.dataplane.ready)
+
+    async def ModelReady(self, call: Call, request, context):
+        try:
+            self.dataplane.lease(call, request.name, request.version)
+        except NotFoundError:
+            return messages.ModelReadyResponse(ready=False)
+        return messages.ModelReadyResponse(ready=True)
+
+    async def ServerMetadata(self, call: Call, request, context):
+        return messages.ServerMetadataResponse(**inference.server_metadata())
+
+    async def ModelMetadata(self, call: Call, request, context):
+        model = self.dataplane.lease(call, request.name, request.version)
+        metadata = inference.model_metadata(self.dataplane, model)
+        del metadata["execution_providers"]  # not in the proto
+        return messages.ModelMetadataResponse(**metadata)
+
+    # -- inference
+
+    async def ModelInfer(self, call: Call, request, context):
+        plane = self.dataplane
+        model = plane.lease(call, request.model_name, request.model_version)
+        if "timeout" in request.parameters:
+            parameter = request.parameters["timeout"]
+            choice = parameter.WhichOneof("parameter_choice")
+            if choice is None:
+                raise BadInputError("the timeout parameter holds no value", "parameters.timeout")
+            inference.apply_timeout(call, getattr(parameter, choice))
+        inference.check_tensors(
+            model,
+            [(i.name, i.datatype) for i in request.inputs],
+            [o.name for o in request.outputs],
+        )
+        tensor = request.inputs[0]
+        shape = list(tensor.shape)
+        plane.check_shape(model, shape, "inputs[0].shape", "inputs[0]")
+        raw = bool(request.raw_input_contents)
+        rows = (_raw_rows if raw else _typed_rows)(request, shape)
+        result = await plane.infer(call, model, rows, "inputs[0]")
+        output = model.config.outputs[0]
+        answer = messages.ModelInferResponse(
+            model_name=model.name, model_version=str(model.version), id=request.id
+        )
+        tensor = answer.outputs.add(name=output.name, datatype=output.datatype, shape=result.shape)
+        # Answered in the form asked in: raw contents (as tritonclient sends) or typed ones.
+        if raw:
+            answer.raw_output_contents.append(inference.to_bytes(result, output.datatype))
+        else:
+            getattr(tensor.contents, CONTENTS_FIELDS[output.datatype]).extend(
+                result.ravel().tolist()
+            )
+        return answer
+
+    # -- the model repository (Triton's extension), behind SERVICE_ADMIN_API_KEY
+
+    def _require_admin(self, context: grpc.aio.ServicerContext) -> None:
+        metadata = dict(context.invocation_metadata() or ())
+        inference.check_admin_key(self.settings.admin_api_key, metadata.get("authorization", ""))
+
+    async def RepositoryIndex(self, call: Call, request, context):
+        self._require_admin(context)
+        entries = self.dataplane.registry.index()
+        if request.ready:
+            entries = [e for e in entries if e["state"] == "READY"]
+        return messages.RepositoryIndexResponse(
+            models=[messages.RepositoryIndexResponse.ModelIndex(**entry) for entry in entries]
+        )
+
+    async def RepositoryModelLoad(self, call: Call, request, context):
+        self._require_admin(context)
+        await self.dataplane.registry.load(request.model_name)
+        return messages.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, call: Call, request, context):
+        self._require_admin(context)
+        await self.dataplane.registry.unload(request.model_name)
+        return messages.RepositoryModelUnloadResponse()
+
+
+def _raw_rows(request, shape: list[int]) -> np.ndarray:
+    """The input from `raw_input_contents`: little-endian bytes, row-major."""
+    tensor = request.inputs[0]
+    if len(request.raw_input_contents) != 1 or tensor.HasField("contents"):
+        raise BadInputError(
+            "send the input's data either in raw_input_contents (one entry per input) or in "
+            "inputs[0].contents, not both",
+            "raw_input_contents",
+        )
+    return inference.from_bytes(
+        request.raw_input_contents[0], tensor.name, tensor.datatype, shape, "raw_input_contents[0]"
+    )
+
+
+def _typed_rows(request, shape: list[int]) -> np.ndarray:
+    """The input from `inputs[0].contents`, in the field of its datatype, converted value by
+    value (`np.fromiter`: no Python list of the values on the way)."""
+    tensor = request.inputs[0]
+    field = CONTENTS_FIELDS[tensor.datatype]
+    others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
+    if others:
+        raise BadInputError(
+            f"{tensor.datatype} data goes in {field}, got {others}", "inputs[0].contents"
+        )
+    values = getattr(tensor.contents, field)
+    if len(values) != math.prod(shape):
+        raise BadInputError(
+            f"{field} holds {len(values)} values, shape {shape} needs {math.prod(shape)}",
+            "inputs[0].contents",
+        )
+    dtype = inference.DATATYPES[tensor.datatype]
+    return np.fromiter(values, dtype, len(values)).reshape(shape)
