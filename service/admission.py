@@ -65,9 +65,7 @@ def worst_cost(kind: BodyKind, length: int, binary_from: int | None = None) -> i
     return cost(kind, length, json_length // 2, binary_from)
 
 
-def body_cost(
-    kind: BodyKind, body: bytes, binary_from: int | None = None, offset: int = 0
-) -> int:
+def body_cost(kind: BodyKind, body: bytes, binary_from: int | None = None, offset: int = 0) -> int:
     """What `body` costs; or a part of a body, from `offset`, as it arrives."""
     json_from = None if binary_from is None else max(binary_from - offset, 0)
     json_length = len(body) if json_from is None else min(json_from, len(body))

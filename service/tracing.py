@@ -2,8 +2,8 @@
 
 Off unless a variable asks for export (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_TRACES_EXPORTER`): then no tracer exists and the
-request path does no tracing work at all. On, each request gets a SERVER span (the request
-middleware, `service.app`; for gRPC, `service.api.grpc_v2`), continued from its W3C `traceparent`
+request path does no tracing work at all. On, each request gets a SERVER span (from its
+`service.lifecycle.RequestContext`, which every transport enters), continued from its W3C `traceparent`
 header or metadata and named after its route or RPC, with child spans from the data plane
 ("decode", "encode" of word ids) and the batcher ("queue", "encode" of raw texts, "inference").
 The SDK reads its own variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,

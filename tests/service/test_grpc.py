@@ -597,6 +597,6 @@ def test_the_committed_descriptor_set_is_compiled_from_the_proto(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert compiled.read_bytes() == DESCRIPTORS.read_bytes(), (
-        "service/api/proto/grpc_predict_v2.binpb is stale; regenerate it with the command at the "
+        "service/api/grpc/proto/grpc_predict_v2.binpb is stale; regenerate it with the command at the "
         "top of grpc_predict_v2.proto"
     )
