@@ -165,8 +165,9 @@ class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.transport = CorkedTransport(transport, self.loop)
-        if self.draining:
-            self._finish()
+        dataplane = self._dataplane()
+        if self.draining or (dataplane is not None and dataplane.drain_deadline is not None):
+            self._finish()  # accepted after the signal, before uvicorn closed the listener
         else:
             self.idle_since = self.loop.time()
             _watch(self)
