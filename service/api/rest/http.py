@@ -126,6 +126,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.idle_since: float | None = None
         self.headers_since: float | None = None
         self.draining = False
+        self.lingering = False  # refused: what arrives is dropped until the connection closes
         self.head_bytes = 0  # of the request whose head is being read
         self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
 
@@ -145,7 +146,7 @@ class HttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, reason: str, field: str | None = None) -> None:
         """Answers a request whose head never completed or could not be read, in the service's
         error shape with a request id of its own, then closes."""
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.lingering:
             return
         message = f"{field}: {reason}" if field else reason
         body = json.dumps({"error": message, "details": [{"field": field, "reason": reason}]})
@@ -155,7 +156,20 @@ class HttpProtocol(HttpToolsProtocol):
             f"x-request-id: {os.urandom(16).hex()}\r\n{retry}content-length: {len(body)}\r\n"
             f"connection: close\r\n\r\n{body}".encode()
         )
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Ends a connection after a refusal without resetting it: closing a socket with bytes
+        still unread makes the kernel send a reset, which can destroy the answer before the
+        client reads it (a client still sending its 10 MiB header would never see the 431).
+        The answer and the end of the stream go out at once; what the client still sends is
+        dropped, unparsed and unkept, for up to `LINGER_S`; then the connection closes."""
+        self.lingering = True
+        self.headers_since = self.idle_since = None
+        self.transport.flush()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._arm(LINGER_S, self.transport.close)
 
     def _dataplane(self):
         return self.app_state.get("dataplane")
@@ -181,6 +195,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
         if self.cycle is None or self.cycle.response_complete or self.reading_headers:
             self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
         super().data_received(data)
@@ -270,6 +286,7 @@ class HttpProtocol(HttpToolsProtocol):
             self._refuse(503, "the service is shutting down; send the request again")
 
 
+LINGER_S = 2.0
 REFUSALS = {
     400: "Bad Request",
     408: "Request Timeout",
