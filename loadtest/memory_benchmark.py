@@ -5,6 +5,8 @@ worker process while they are answered, then its resident memory once they are.
     python -m loadtest.memory_benchmark [--concurrency 1,4,50,150] [--kinds v2-json,grpc-raw]
         [--report reports/memory.md] [--service-checkout DIR]
 
+The report is Markdown, with its numbers also as JSON beside it (memory.json).
+
 The peak is the kernel's own count (`/proc/PID/status`), reset before each point (`clear_refs`,
 needs the right to write to the process's /proc files: the same user, or root). A point's answers
 are counted by status: a request the service admitted is answered 200 or a documented error,
@@ -270,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         _, end = peak_and_current(process.pid)
     text = report(results, idle, end, levels, args.title)
     args.report.write_text(text)
+    points = [
+        {"kind": kind, "clients": clients, **point} for (kind, clients), point in results.items()
+    ]
+    record = {"idle_mib": idle, "end_mib": end, "points": points}
+    args.report.with_suffix(".json").write_text(json.dumps(record, indent=1))
     print(text)
     return 0
 
