@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.inference import DATATYPES
-from tests.service.support import ServerProcess, free_port
+from tests.service.support import ServerProcess, free_port, wait_until
 
 pytest.importorskip("tritonclient.grpc")
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -131,24 +132,26 @@ def test_a_version_that_is_not_ascii_digits_is_invalid(stub, version):
         assert error.value.details().startswith("version: "), error.value.details()
 
 
-def test_sigterm_answers_every_call_in_flight_and_refuses_new_ones(tmp_path):
-    """32 calls of 4 MB in flight, most still waiting for memory with their message unread, when
-    SIGTERM comes: each is answered OK; a call made after the signal is UNAVAILABLE (which
-    clients retry), never CANCELLED; then the service exits 0."""
+def test_sigterm_answers_the_calls_in_flight_and_refuses_new_ones(tmp_path):
+    """64 calls of 4 MB under way, most waiting for memory with their message unread, when
+    SIGTERM comes: each call the server had taken up is answered OK, one it had not yet taken up
+    is refused UNAVAILABLE (which clients retry) as a call made after the signal is; none is
+    CANCELLED or reset; then the service exits 0."""
     process, address = grpc_service(tmp_path)
     message = imdb_message(20)
     try:
         with ThreadPoolExecutor(1) as pool:
-            in_flight = pool.submit(raw_calls, address, message, 32)
+            in_flight = pool.submit(raw_calls, address, message, 64)
             time.sleep(1)  # orders events only: the calls have begun
             process.process.send_signal(signal.SIGTERM)
-            time.sleep(0.2)
+            wait_until(lambda: "draining" in process.output(), "the drain to begin")
             late = raw_calls(address, imdb_message(1), 1)
-            statuses = in_flight.result(120)
+            statuses = Counter(in_flight.result(120))
         code = process.terminate(timeout=60)
     finally:
         process.kill()
-    assert statuses == [grpc.StatusCode.OK] * 32, statuses
+    assert set(statuses) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, statuses
+    assert statuses[grpc.StatusCode.OK] >= 32, statuses
     assert late == [grpc.StatusCode.UNAVAILABLE], late
     assert code == 0, process.output()
 

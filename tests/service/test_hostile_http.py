@@ -71,6 +71,13 @@ def test_a_header_that_never_ends_is_431_once_over_the_limit(service):
     assert sent < flood
 
 
+@pytest.mark.parametrize("size", [HEAD_LIMIT + 1, 100_000])
+def test_a_whole_head_over_the_limit_is_431(service, size):
+    """The same limit where the head arrives complete in one piece."""
+    head = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-padding: " + b"a" * size + b"\r\n\r\n"
+    assert_error_shape(send_raw(service.url, head), 431, "headers")
+
+
 def test_too_many_headers_are_431(service):
     fields = "".join(f"x-field-{i}: {i}\r\n" for i in range(101))
     answer = send_raw(

@@ -128,6 +128,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.draining = False
         self.lingering = False  # refused: what arrives is dropped until the connection closes
         self.head_bytes = 0  # of the request whose head is being read
+        self.head_fields_bytes = 0  # its request line and headers, as the parser read them
         self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
 
     @property
@@ -203,12 +204,29 @@ class HttpProtocol(HttpToolsProtocol):
         if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
             self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
 
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         if len(self.headers) > self.config.max_headers:
-            # Stops the parser: uvicorn answers what it raises with send_400_response (below).
-            self.head_refusal = (431, f"more than {self.config.max_headers} headers")
-            raise HeadTooLargeError
+            self._stop_parser(f"more than {self.config.max_headers} headers")
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        """A head that arrived whole in one read: counted as the parser reads it (the count of
+        bytes received, below, is for a head that is still arriving)."""
+        self.head_fields_bytes += size
+        if self.head_fields_bytes > self.config.max_header_bytes:
+            self._stop_parser(
+                f"the request line and headers exceed {self.config.max_header_bytes} bytes"
+            )
+
+    def _stop_parser(self, reason: str) -> None:
+        # uvicorn answers what the parser callbacks raise with send_400_response (below).
+        self.head_refusal = (431, reason)
+        raise HeadTooLargeError
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what the parser refused, in the service's error shape."""
@@ -223,6 +241,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.head_fields_bytes = 0
         self.idle_since = None
         self.headers_since = self.loop.time()
 
