@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1)
         _, idle = peak_and_current(process.pid)
         results = asyncio.run(run(process.pid, port, grpc_port, kinds, levels))
-        time.sleep(2)
+        time.sleep(3)  # idle past the service's trim of an idle heap (IDLE_TRIM_S)
         _, end = peak_and_current(process.pid)
     text = report(results, idle, end, levels, args.title)
     args.report.write_text(text)
