@@ -42,6 +42,9 @@ COPY --from=builder /opt/venv /opt/venv
 COPY models /models
 
 # Every setting is an environment variable of service/settings.py (SERVICE_*); override with -e.
+# XDG_CACHE_HOME: onnxruntime keeps an id in its cache folder when imported, and prints a coloured
+# warning, the one log line that would not be JSON, where it cannot (the user has no home). /tmp is
+# writable, also with a read-only root filesystem and a tmpfs (or emptyDir) on /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -51,7 +54,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_GRPC_PORT=8001 \
     SERVICE_WORKERS=1 \
     SERVICE_DRAIN_TIMEOUT_S=30 \
-    SERVICE_LOG_FORMAT=json
+    SERVICE_LOG_FORMAT=json \
+    XDG_CACHE_HOME=/tmp/.cache
 
 # An empty working directory: no stray .env file is read from it.
 WORKDIR /srv

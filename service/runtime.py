@@ -17,9 +17,10 @@ from service.repository import ModelConfig, RepositoryError
 
 log = logging.getLogger(__name__)
 
-# onnxruntime logs through its own logger to stderr, in colour, not through `logging`: in a
-# container its start-up warning (no GPU found by device discovery) was the one line of the service
-# that was not a JSON line. Only its errors get through; this service logs what it needs itself.
+# onnxruntime logs through its own logger to stderr, in colour, not through `logging`: a line that
+# is not JSON among the service's JSON lines. Only its errors get through; the service logs what it
+# needs itself (the providers a session really uses, below). Its one warning at import, before this
+# can be set, is the images' concern (XDG_CACHE_HOME in docker/service.Dockerfile).
 _ORT_ERROR = 3
 ort.set_default_logger_severity(_ORT_ERROR)
 
