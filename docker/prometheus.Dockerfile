@@ -3,7 +3,8 @@
 #   docker/build.sh --local-base prometheus
 #   PROMETHEUS_IMAGE=dlwp-prometheus docker compose -f docker/docker-compose.yml up
 # It behaves like the official image where the Compose file relies on it: the binary is the entry
-# point, the configuration at /etc/prometheus/prometheus.yml, data under /prometheus, not root.
+# point, the configuration at /etc/prometheus/prometheus.yml, data under /prometheus, not root
+# (Debian's build keeps its data in /var/lib/prometheus/metrics2 unless told: writable too).
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
@@ -12,8 +13,8 @@ FROM ${BASE_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends prometheus \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/* \
-    && mkdir -p /prometheus \
-    && chown nobody:nogroup /prometheus
+    && mkdir -p /prometheus /var/lib/prometheus/metrics2 \
+    && chown -R 65534:65534 /prometheus /var/lib/prometheus
 
 WORKDIR /prometheus
 USER 65534:65534
