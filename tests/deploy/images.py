@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.deploy.support import DOCKER, REPO
@@ -137,7 +137,6 @@ class Container:
     name: str
     port: int
     grpc_port: int
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def url(self) -> str:
