@@ -1,5 +1,6 @@
 # The service on an NVIDIA GPU: onnxruntime-gpu with the CUDA execution provider first.
-#   docker build -f docker/service-gpu.Dockerfile -t dlwp-serving:gpu .
+#   DOCKER_BUILDKIT=1 docker build -f docker/service-gpu.Dockerfile -t dlwp-serving:gpu .
+#   (or docker/build.sh gpu, docs/images.md)
 #   docker run --gpus all -p 8000:8000 dlwp-serving:gpu
 # The `gpu` extra installs onnxruntime-gpu[cuda,cudnn], which brings the CUDA and cuDNN 9 libraries
 # as pip wheels (onnxruntime-gpu 1.31: CUDA 13, nvidia/cu13/lib; the host driver must support
