@@ -16,6 +16,7 @@ SWITCHES = {
     "LOADTEST_REQUIRE_LOCUST": "locust, for the load-test smoke test",
     "TESTS_REQUIRE_TRITONCLIENT": "tritonclient[http], for the V2 client tests",
     "DEPLOY_REQUIRE_TOOLS": "hadolint, kubectl and kubernetes-validate, for tests/deploy",
+    "DEPLOY_REQUIRE_DOCKER": "a Docker daemon (and debootstrap, Compose v2), for the image tests",
     "README_REQUIRE_CURL": "curl, for the README's examples",
 }
 
