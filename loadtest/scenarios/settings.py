@@ -1,13 +1,13 @@
 """Two settings of the service side by side: the same wrk load on each, in turns, in one run.
 
-    python -m loadtest.settings_benchmark --a 'SERVICE_DEFAULT_BATCHING={"inline_below_ms": 0.2}'
+    python -m loadtest settings --a 'SERVICE_DEFAULT_BATCHING={"inline_below_ms": 0.2}'
         [--b NAME=VALUE ...] [--points boston:v2:8 boston:v2-32:8 ...] [--rounds 3]
         [--duration 5] [--out reports/settings]
 
 Two services run at once on the committed models, A with the settings of `--a` and B with those
 of `--b` (none: the defaults); only one is under load at a time. For each point (model,
-endpoint, concurrency; endpoints as `loadtest/wrk.py` names them) wrk drives A, then B, `--rounds`
-times, each run after a warm-up, on an idle server (`loadtest.measure.measure_point`); the
+endpoint, concurrency; endpoints as `loadtest/harness/wrk.py` names them) wrk drives A, then B, `--rounds`
+times, each run after a warm-up, on an idle server (`loadtest.harness.measure.measure_point`); the
 median round is kept, with each server's CPU per request. This is how a default is chosen: B
 over A, measured side by side on the same machine. Writes <out>.md and <out>.json.
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure import PointSettings, measure_point, median_round
-from loadtest.report import machine_lines, provenance, table
-from loadtest.servers import REPO, running, start_service
-from loadtest.wrk import run_wrk, write_workloads
+from loadtest.harness.measure import PointSettings, measure_point, median_round
+from loadtest.harness.report import machine_lines, provenance, table
+from loadtest.harness.servers import REPO, running, start_service
+from loadtest.harness.wrk import run_wrk, write_workloads
 
 DEFAULT_POINTS = ("boston:v2:1", "boston:v2:8", "boston:v2:64", "boston:v2-32:8", "imdb:typed:64")
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "settings")
     args = parser.parse_args(argv)
     folder = args.out.parent / f"{args.out.name}-work"
-    info = provenance("loadtest.settings_benchmark", argv)
+    info = provenance("settings", argv)
     results = measure(args, folder)
     args.out.with_suffix(".json").write_text(json.dumps({**info, "results": results}, indent=1))
     text = "\n".join(report(results, info, args))

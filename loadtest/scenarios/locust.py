@@ -1,7 +1,7 @@
 """Runs the locust scenarios headless in one command, and fails when any request failed.
 
-    python -m loadtest.run --start-service [--users 13] [--spawn-rate 13] [--run-time 30s]
-    python -m loadtest.run --host http://127.0.0.1:8000 --classes TypedImdb V2Boston
+    python -m loadtest locust --start-service [--users 13] [--spawn-rate 13] [--run-time 30s]
+    python -m loadtest locust --host http://127.0.0.1:8000 --classes TypedImdb V2Boston
 
 With `--start-service` it starts `python -m service` (the committed models) on a free loopback
 port, waits until it is ready, and stops it with SIGTERM afterwards. Locust runs in its own process
@@ -21,9 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.servers import REPO, start_service, stop_server, with_repo_on_path
+from loadtest.harness.servers import REPO, start_service, stop_server, with_repo_on_path
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOCUSTFILE = Path(__file__).parents[1] / "locustfile.py"
 
 
 def summary(stats: list[dict]) -> str:

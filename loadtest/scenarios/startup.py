@@ -1,6 +1,6 @@
 """Cold start and memory of one service worker: spawn → /v2/health/ready, and its resident memory.
 
-    python -m loadtest.startup_benchmark [--runs 5] [--models models] [--out reports/startup.md]
+    python -m loadtest startup [--runs 5] [--models models] [--out reports/startup.md]
 
 Each run starts `python -m service` on a free loopback port, times it until the readiness endpoint
 answers 200, reads the process's resident memory (VmRSS, and VmHWM, its peak) once ready and again
@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest.servers import free_port, stop_server, wait_ready
+from loadtest.harness.servers import free_port, stop_server, wait_ready
 from service.api.rest.typed import EXAMPLE_HOUSE
 
 REQUESTS = {
@@ -75,7 +75,7 @@ def main() -> int:
     lines = [
         "# Service cold start and memory",
         "",
-        f"Command: `python -m loadtest.startup_benchmark --runs {args.runs}`; "
+        f"Command: `python -m loadtest startup --runs {args.runs}`; "
         f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; models: every version in `{args.models}`.",
         "",

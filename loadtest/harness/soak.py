@@ -1,4 +1,4 @@
-"""The soak: the mixed locust scenario (`python -m loadtest.run`, every user class, every answer
+"""The soak: the mixed locust scenario (`python -m loadtest locust`, every user class, every answer
 checked) against the service with batching on, every model of the repository reloaded through the
 repository API half-way through."""
 
@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.payloads import MODELS
-from loadtest.servers import REPO, running, start_service, with_repo_on_path
+from loadtest.harness.payloads import MODELS
+from loadtest.harness.servers import REPO, running, start_service, with_repo_on_path
 
 SOAK_USERS = 128
 
@@ -90,7 +90,7 @@ def soak(seconds: int, folder: Path, checkout: Path = REPO) -> SoakResult:
         folder / "service.log", {"SERVICE_ADMIN_API_KEY": key}, checkout=checkout
     )
     with running(service) as (_, url), (folder / "run.log").open("wb") as log:
-        command = [sys.executable, "-m", "loadtest.run", "--host", url,
+        command = [sys.executable, "-m", "loadtest", "locust", "--host", url,
                    "--users", str(SOAK_USERS), "--spawn-rate", str(SOAK_USERS),
                    "--run-time", f"{seconds}s", "--reports", str(folder)]  # fmt: skip
         print(f"soak: {shlex.join(command[1:])}", flush=True)

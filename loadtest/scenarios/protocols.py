@@ -1,9 +1,9 @@
 """V2 JSON tensors against the binary tensor data extension, on one service, in one run.
 
-    python -m loadtest.protocols_benchmark [--rounds 3] [--duration 10] [--concurrency 8]
+    python -m loadtest protocols [--rounds 3] [--duration 10] [--concurrency 8]
                                            [--out reports/protocols]
 
-For IMDB and Boston, the same rows (the real test samples of `loadtest/payloads.py`) are sent by
+For IMDB and Boston, the same rows (the real test samples of `loadtest/harness/payloads.py`) are sent by
 wrk as V2 JSON (`loadtest/wrk.lua`) and as binary tensors with binary outputs
 (`loadtest/wrk_binary.lua`), in turns, `--rounds` times each; the median is kept. Target: IMDB
 binary ≥ 10 × its JSON requests per second. Writes <out>.md and <out>.json.
@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest.report import machine_lines, provenance, table
-from loadtest.servers import REPO, start_service, stop_server
-from loadtest.wrk import median_of, warm_run, write_workloads
+from loadtest.harness.report import machine_lines, provenance, table
+from loadtest.harness.servers import REPO, start_service, stop_server
+from loadtest.harness.wrk import median_of, warm_run, write_workloads
 
 MODELS = ("imdb", "boston")
 IMDB_BINARY_FACTOR = 10
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = {
         "points": measure(args, folder),
-        **provenance("loadtest.protocols_benchmark", argv),
+        **provenance("protocols", argv),
         "rounds": args.rounds,
         "duration": args.duration,
         "concurrency": args.concurrency,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest.payloads import (
+from loadtest.harness.payloads import (
     TYPED_PATHS,
     model_config,
     rows,
@@ -28,7 +28,7 @@ from loadtest.payloads import (
     v2_path,
 )
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # loadtest/, where the wrk scripts live
 WRK_SCRIPT = HERE / "wrk.lua"
 WRK_BINARY = HERE / "wrk_binary.lua"
 # The naive server takes seconds per answer at c=64; with wrk's default timeout (2 s) those answers

@@ -2,8 +2,8 @@
 CPU and memory, the generator's CPU and the machine's), measured again while other processes
 disturbed it; a server's points after a probe of each path; and the compute limit.
 
-A point's load is wrk (`loadtest/wrk.py`) or, for gRPC and the REST run beside it, the Python
-generator of `loadtest/generator.py` in a process of its own.
+A point's load is wrk (`loadtest/harness/wrk.py`) or, for gRPC and the REST run beside it, the Python
+generator of `loadtest/harness/generator.py` in a process of its own.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.generator import run_generator
-from loadtest.payloads import model_config
-from loadtest.servers import service_environment
-from loadtest.wrk import Run, Workload, run_wrk
+from loadtest.harness.generator import run_generator
+from loadtest.harness.payloads import model_config
+from loadtest.harness.servers import service_environment
+from loadtest.harness.wrk import Run, Workload, run_wrk
 
 # A run during which other processes used this much of the machine is measured again (this is a
 # shared machine), up to MEASURE_ATTEMPTS runs in all, and the cleanest is kept.
@@ -48,7 +48,7 @@ class PointSettings:
 
 @dataclass(frozen=True)
 class GeneratorWorkload:
-    """Boston through the asyncio generator (`loadtest/generator.py`): gRPC ("grpc") or REST V2
+    """Boston through the asyncio generator (`loadtest/harness/generator.py`): gRPC ("grpc") or REST V2
     JSON by aiohttp ("v2-py"), the same kind of client for both protocols."""
 
     model: str
@@ -71,7 +71,7 @@ class Discarded:
 
 @dataclass(frozen=True)
 class Point:
-    """One measured point: a series (a server and its settings, see `loadtest/benchmark.py`), a
+    """One measured point: a series (a server and its settings, see `loadtest/scenarios/benchmark.py`), a
     model, an endpoint and a concurrency; the kept run and what it cost."""
 
     series: str

@@ -1,10 +1,10 @@
 """Where the service's CPU goes under load: py-spy samples it while wrk drives one endpoint.
 
-    python -m loadtest.profile_service [--endpoint boston-v2] [--concurrency 8] [--seconds 10]
+    python -m loadtest profile_service [--endpoint boston-v2] [--concurrency 8] [--seconds 10]
                                        [--batching on|off] [--out reports/profile]
 
 Starts `python -m service` (the committed models, default settings) on loopback, warms it up,
-then runs `wrk -t1 -c<C>` with the benchmark's bodies (`loadtest/payloads.py`) while
+then runs `wrk -t1 -c<C>` with the benchmark's bodies (`loadtest/harness/payloads.py`) while
 `py-spy record` samples the server's threads (idle ones left out). Each sample is put in the group
 of the innermost frame that belongs to one (inference, text encoding, body validation, the
 handlers, batching, the request middleware, FastAPI/Starlette, uvicorn); the report gives each
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure import cpu_seconds
-from loadtest.payloads import TYPED_PATHS
-from loadtest.servers import NO_BATCHING, REPO, start_service, stop_server
-from loadtest.wrk import Run, run_wrk, write_workloads
+from loadtest.harness.measure import cpu_seconds
+from loadtest.harness.payloads import TYPED_PATHS
+from loadtest.harness.servers import NO_BATCHING, REPO, start_service, stop_server
+from loadtest.harness.wrk import Run, run_wrk, write_workloads
 
 CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ("typed", "v2"))
 # (group, substrings of a frame's file): a sample belongs to the group of its innermost frame
@@ -81,7 +81,7 @@ def report(args, groups: collections.Counter, run: Run, server_cpu: float) -> st
         f"# Where the service's CPU goes: {args.endpoint}, c={args.concurrency}, "
         f"batching {args.batching}",
         "",
-        f"Regenerate: `python -m loadtest.profile_service --endpoint {args.endpoint} "
+        f"Regenerate: `python -m loadtest profile_service --endpoint {args.endpoint} "
         f"--concurrency {args.concurrency} --seconds {args.seconds} --batching {args.batching}`",
         "",
         f"wrk: {requests:,} requests in {run.seconds:.1f} s "

@@ -4,10 +4,10 @@ contents, as tritonclient sends) and, beside it with the same kind of client, RE
 clients each sending one-house Boston requests back to back for `--duration` seconds; a request
 built once, every answer decoded. Each run is a process of its own:
 
-    python -m loadtest.generator grpc 127.0.0.1:8001 --concurrency 8 --duration 5
-    python -m loadtest.generator rest http://127.0.0.1:8000 --concurrency 8 --duration 5
+    python -m loadtest.harness.generator grpc 127.0.0.1:8001 --concurrency 8 --duration 5
+    python -m loadtest.harness.generator rest http://127.0.0.1:8000 --concurrency 8 --duration 5
 
-It prints one JSON line: the run (`loadtest.wrk.Run`'s fields) and its own CPU seconds.
+It prints one JSON line: the run (`loadtest.harness.wrk.Run`'s fields) and its own CPU seconds.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import sys
 import time
 from dataclasses import asdict
 
-from loadtest.payloads import rows
-from loadtest.servers import REPO
-from loadtest.wrk import Run, pinned
+from loadtest.harness.payloads import rows
+from loadtest.harness.servers import REPO
+from loadtest.harness.wrk import Run, pinned
 
 PROTOCOLS = ("grpc", "rest")
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
@@ -137,7 +137,7 @@ def run_generator(
 ) -> tuple[Run, float, float]:
     """One run of the generator in a process of its own (on `cpus` when pinned): what it
     measured, its CPU seconds and its wall seconds."""
-    command = pinned([sys.executable, "-m", "loadtest.generator", protocol,
+    command = pinned([sys.executable, "-m", "loadtest.harness.generator", protocol,
                       target, "--concurrency", str(concurrency),
                       "--duration", str(duration)], cpus)  # fmt: skip
     started = time.perf_counter()

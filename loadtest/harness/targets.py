@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loadtest.measure import ComputeLimit, Point
+from loadtest.harness.measure import ComputeLimit, Point
 
-# The servers measured, by series name (see `loadtest/benchmark.py` for how each is started).
+# The servers measured, by series name (see `loadtest/scenarios/benchmark.py` for how each is started).
 SERIES = {
     "off": "service, batching off",
     "on": "service, batching on",

@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from loadtest.servers import REPO, free_port, running, start_service
+from loadtest.harness.servers import REPO, free_port, running, start_service
 
 MAX_BODY = 8 * 1024 * 1024  # the service's default SERVICE_MAX_BODY_BYTES
 IMDB_WIDTH = 50_000  # IMDB v2's input: [n, 50000] FP32

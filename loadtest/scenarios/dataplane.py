@@ -3,7 +3,7 @@ kind, the health probe's latency while the largest allowed text batch is encoded
 throughput at c=8 (wrk), for this checkout and, with `--before DIR`, for another checkout of the
 service in the same run (before/after in one report).
 
-    python -m loadtest.dataplane_benchmark [--before DIR] [--rounds 3] [--duration 10]
+    python -m loadtest dataplane [--before DIR] [--rounds 3] [--duration 10]
                                            [--out reports/dataplane]
 
 Each measurement starts a fresh `python -m service` on the committed models with its default
@@ -28,10 +28,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from loadtest.payloads import model_config, typed_bodies
-from loadtest.report import machine_lines, provenance, service_code, table
-from loadtest.servers import REPO, service_environment, start_service, stop_server
-from loadtest.wrk import median_of, warm_run, write_workloads
+from loadtest.harness.payloads import model_config, typed_bodies
+from loadtest.harness.report import machine_lines, provenance, service_code, table
+from loadtest.harness.servers import REPO, service_environment, start_service, stop_server
+from loadtest.harness.wrk import median_of, warm_run, write_workloads
 
 CONCURRENT_BODIES = 4
 IMDB_WIDTH = 50_000  # imdb v2's input row
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     checkouts = {"before": args.before.resolve(), "after": REPO} if args.before else {"this": REPO}
     started = time.perf_counter()
     results = measure(checkouts, args)
-    results |= provenance("loadtest.dataplane_benchmark", argv) | {
+    results |= provenance("dataplane", argv) | {
         "code": {name: service_code(path) for name, path in checkouts.items()},  # each checkout's
         "wall_s": time.perf_counter() - started,
     }

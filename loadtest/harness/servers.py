@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 READY_PATH = "/v2/health/ready"
 NO_BATCHING = {"SERVICE_DEFAULT_BATCHING": '{"enabled": false}'}
 

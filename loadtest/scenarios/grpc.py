@@ -1,7 +1,7 @@
 """Boston over gRPC against Boston over REST V2 JSON: requests per second at the same concurrency,
 with the same kind of client, side by side from one service.
 
-    python -m loadtest.grpc_benchmark [--concurrency 16] [--duration 10] [--rounds 3]
+    python -m loadtest grpc [--concurrency 16] [--duration 10] [--rounds 3]
                                       [--out reports/grpc_benchmark]
 
 It starts `python -m service` (the committed models, default settings, HTTP and gRPC on free
@@ -11,7 +11,7 @@ Boston requests back to back for `--duration` seconds: `grpc.aio` on one channel
 contents, as tritonclient sends) against `aiohttp` on a keep-alive pool (a JSON body, as
 tritonclient.http sends). Both send a request built once and decode every answer. The median
 round of each protocol is kept. Writes <out>.md and <out>.json. The generator is
-`loadtest/generator.py`; the benchmark (`loadtest/benchmark.py`) runs it for its gRPC point.
+`loadtest/harness/generator.py`; the benchmark (`loadtest/scenarios/benchmark.py`) runs it for its gRPC point.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtest.generator import PROTOCOLS, run_generator
-from loadtest.measure import median_round
-from loadtest.report import machine, machine_lines, table
-from loadtest.servers import REPO, free_port, start_service, stop_server
+from loadtest.harness.generator import PROTOCOLS, run_generator
+from loadtest.harness.measure import median_round
+from loadtest.harness.report import machine, machine_lines, table
+from loadtest.harness.servers import REPO, free_port, start_service, stop_server
 
 
 def report(results: dict, args: argparse.Namespace, host: dict) -> list[str]:
@@ -55,7 +55,7 @@ def report(results: dict, args: argparse.Namespace, host: dict) -> list[str]:
     return [
         "# Boston over gRPC and over REST V2 JSON",
         "",
-        f"`python -m loadtest.grpc_benchmark --concurrency {args.concurrency} --duration "
+        f"`python -m loadtest grpc --concurrency {args.concurrency} --duration "
         f"{args.duration:g} --rounds {args.rounds}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. One "
         "service (default settings, one worker), one-house Boston requests; each run a Python "
         f"asyncio load generator in its own process with {args.concurrency} concurrent clients, "

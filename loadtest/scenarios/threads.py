@@ -1,7 +1,7 @@
 """onnxruntime's intra-op threads for the service's models: wall and CPU time of one run per batch
 size, with one thread against more, in one process, side by side.
 
-    python -m loadtest.threads_benchmark [--threads 1 2] [--batches 1 8 64] [--duration 2]
+    python -m loadtest threads [--threads 1 2] [--batches 1 8 64] [--duration 2]
                                          [--rounds 2] [--out reports/threads]
 
 Each model's newest version is opened as the service opens it (`service.runtime.OnnxRuntime`:
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from loadtest.baselines.compute_limit import time_calls
-from loadtest.measure import median_round
-from loadtest.payloads import MODELS, model_config, rows
-from loadtest.report import machine_lines, provenance, table
+from loadtest.harness.measure import median_round
+from loadtest.harness.payloads import MODELS, model_config, rows
+from loadtest.harness.report import machine_lines, provenance, table
 from service.repository import ONNX_FILE, read_config
 from service.runtime import OnnxRuntime
 from service.settings import Settings
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("reports/threads"))
     args = parser.parse_args()
-    info = provenance("loadtest.threads_benchmark", None)
+    info = provenance("threads", None)
     results = measure(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({**info, "results": results}, indent=1))

@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from loadtest.report import Results
-from loadtest.targets import ENDPOINTS, SERIES
+from loadtest.harness.report import Results
+from loadtest.harness.targets import ENDPOINTS, SERIES
 
 COLOURS = {"off": "tab:blue", "on": "tab:orange", "workers2": "tab:green", "floor": "tab:gray",
            "plain": "tab:purple", "naive": "tab:red"}  # fmt: skip

@@ -1,7 +1,7 @@
 """Request bodies for the load tests, from real test-split samples: one module for the locust
 scenarios and the benchmark, so that both send the same payloads.
 
-The samples are `loadtest/samples.json` ($LOADTEST_SAMPLES; written by `loadtest/make_samples.py`):
+The samples are `loadtest/samples.json` ($LOADTEST_SAMPLES; written by `loadtest/scenarios/samples.py`):
 102 Boston houses, 50 IMDB reviews, 50 Reuters newswires. Tensor rows (V2, V1) are built as the
 newest version of each model in the repository ($LOADTEST_MODELS, default `models/` of this
 checkout) takes them: texts encoded with the model's own encoder and vocabulary, so the encoding
@@ -19,9 +19,9 @@ from pathlib import Path
 from service.encoding import TextEncoder, TextEncoding
 from service.repository import list_versions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = json.loads(
-    Path(os.environ.get("LOADTEST_SAMPLES", Path(__file__).with_name("samples.json"))).read_text(
+    Path(os.environ.get("LOADTEST_SAMPLES", Path(__file__).parents[1] / "samples.json")).read_text(
         "utf-8"
     )
 )

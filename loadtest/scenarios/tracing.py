@@ -1,7 +1,7 @@
 """What tracing costs: the service with tracing off, on (exporting every span over OTLP/HTTP to a
 local receiver), and optionally the code of a commit before tracing, side by side.
 
-    python -m loadtest.tracing_benchmark [--rounds 3] [--duration 10] [--warmup 2]
+    python -m loadtest tracing [--rounds 3] [--duration 10] [--warmup 2]
                                          [--concurrency 8] [--before REV] [--out reports/tracing]
 
 wrk sends Boston V2 JSON requests (`loadtest/wrk.lua`, the real test samples) to each service in
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure import PointSettings, measure_point
-from loadtest.otlp_receiver import OtlpReceiver
-from loadtest.report import machine_lines, provenance, table
-from loadtest.servers import REPO, start_service, stop_server
-from loadtest.wrk import run_wrk, write_workloads
+from loadtest.harness.measure import PointSettings, measure_point
+from loadtest.harness.otlp_receiver import OtlpReceiver
+from loadtest.harness.report import machine_lines, provenance, table
+from loadtest.harness.servers import REPO, start_service, stop_server
+from loadtest.harness.wrk import run_wrk, write_workloads
 
 MODEL = "boston"
 # Large enough that no span is dropped at thousands of requests a second (the SDK's default queue
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = measure(args, folder, receiver)
     results = {
         "points": {name: summary(r) for name, r in runs.items()},
-        **provenance("loadtest.tracing_benchmark", argv),
+        **provenance("tracing", argv),
         "rounds": args.rounds,
         "duration": args.duration,
         "concurrency": args.concurrency,

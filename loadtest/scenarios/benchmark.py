@@ -1,7 +1,7 @@
 """Benchmarks the service beside an HTTP floor, a plain FastAPI app, a naive Keras server and the
 compute limit, with one load generator (wrk) and the same payloads, in one command.
 
-    python -m loadtest.benchmark [--duration 5] [--warmup 1] [--concurrency 1 8 64]
+    python -m loadtest benchmark [--duration 5] [--warmup 1] [--concurrency 1 8 64]
                                  [--models boston imdb] [--no-naive] [--no-soak] [--soak-time 30]
                                  [--generator-cpus 1] [--service-checkout DIR] [--quick]
                                  [--out reports]
@@ -10,15 +10,15 @@ The series (servers), each started in turn and measured at every point of its pl
 - off, on: the service (`python -m service`, the committed models, default settings) with
   batching off and on: typed and V2 JSON at every concurrency, V2 JSON with 32 rows per request at
   c ≥ 8; with batching on also, at c=8, V2 binary tensors and Boston over gRPC beside REST V2 JSON
-  (both by the asyncio generator of `loadtest/generator.py`);
+  (both by the asyncio generator of `loadtest/harness/generator.py`);
 - workers2: the service with SERVICE_WORKERS=2, Boston V2 JSON at c ≥ 8, then GET /metrics;
 - floor (`loadtest/baselines/floor.py`: the points of both services above but the workers', its
   gRPC method for the gRPC point), plain (`loadtest/baselines/plain_fastapi.py`) and naive
   (`loadtest/baselines/naive_keras.py`, V2 only): the baselines.
-Then the compute limit (`loadtest/baselines/compute_limit.py`) and the soak (`loadtest/soak.py`).
-Where the parts live: `loadtest/wrk.py` (the load generator and the bodies it sends),
-`loadtest/servers.py` (starting and stopping servers), `loadtest/measure.py` (a point),
-`loadtest/targets.py` (ratios and targets), `loadtest/report.py` and `loadtest/charts.py`.
+Then the compute limit (`loadtest/baselines/compute_limit.py`) and the soak (`loadtest/harness/soak.py`).
+Where the parts live: `loadtest/harness/wrk.py` (the load generator and the bodies it sends),
+`loadtest/harness/servers.py` (starting and stopping servers), `loadtest/harness/measure.py` (a point),
+`loadtest/harness/targets.py` (ratios and targets), `loadtest/harness/report.py` and `loadtest/harness/charts.py`.
 
 Writes <out>/benchmark.md and, in <out>/benchmark/, results.json (every number), throughput.png,
 latency.png, the servers' logs and wrk's body files; the soak's reports go to <out>/soak. Exit
@@ -40,19 +40,34 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtest.charts import charts
-from loadtest.measure import (
+from loadtest.harness.charts import charts
+from loadtest.harness.measure import (
     GeneratorWorkload,
     Point,
     PointSettings,
     compute_limit,
     measure_server,
 )
-from loadtest.report import Results, fmt_errors, label, machine, report, service_code, suspect_lines
-from loadtest.servers import NO_BATCHING, REPO, free_port, running, start_baseline, start_service
-from loadtest.soak import soak
-from loadtest.targets import SERIES, ratios, targets, verdicts
-from loadtest.wrk import Workload, write_workloads
+from loadtest.harness.report import (
+    Results,
+    fmt_errors,
+    label,
+    machine,
+    report,
+    service_code,
+    suspect_lines,
+)
+from loadtest.harness.servers import (
+    NO_BATCHING,
+    REPO,
+    free_port,
+    running,
+    start_baseline,
+    start_service,
+)
+from loadtest.harness.soak import soak
+from loadtest.harness.targets import SERIES, ratios, targets, verdicts
+from loadtest.harness.wrk import Workload, write_workloads
 
 TWO_WORKERS = {"SERVICE_WORKERS": "2"}
 PROTOCOL_C = 8  # the concurrency of the binary and gRPC points
@@ -134,7 +149,7 @@ def measure_series(
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that regenerates the report, every option spelled out."""
-    parts = ["python", "-m", "loadtest.benchmark", "--duration", str(args.duration),
+    parts = ["python", "-m", "loadtest", "benchmark", "--duration", str(args.duration),
              "--warmup", str(args.warmup), "--concurrency", *map(str, args.concurrency),
              "--models", *args.models]  # fmt: skip
     if args.no_naive:

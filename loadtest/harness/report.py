@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure import MEASURE_ATTEMPTS, SUSPECT_OTHERS_PCT, ComputeLimit, Point
-from loadtest.servers import REPO
-from loadtest.soak import SoakResult
-from loadtest.targets import ENDPOINTS, RATIOS, SERIES, RatioRow, Target, fmt_ratio
-from loadtest.wrk import ROWS_PER_BATCH_BODY, WRK_TIMEOUT_S
+from loadtest.harness.measure import MEASURE_ATTEMPTS, SUSPECT_OTHERS_PCT, ComputeLimit, Point
+from loadtest.harness.servers import REPO
+from loadtest.harness.soak import SoakResult
+from loadtest.harness.targets import ENDPOINTS, RATIOS, SERIES, RatioRow, Target, fmt_ratio
+from loadtest.harness.wrk import ROWS_PER_BATCH_BODY, WRK_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,12 @@ def service_code(checkout: Path) -> str:
     return f"commit {commit}" + (" with uncommitted changes to service/" if dirty else "")
 
 
-def provenance(module: str, argv: list[str] | None) -> dict:
-    """What a focused benchmark's report names: the command that regenerates it, the date, the
-    service's commit and the machine."""
+def provenance(benchmark: str, argv: list[str] | None) -> dict:
+    """What a focused benchmark's report names: the command that regenerates it (`python -m
+    loadtest BENCHMARK ...`), the date, the service's commit and the machine."""
     return {
         "command": shlex.join(
-            ["python", "-m", module, *(argv if argv is not None else sys.argv[1:])]
+            ["python", "-m", "loadtest", benchmark, *(argv if argv is not None else sys.argv[1:])]
         ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": service_code(REPO),
@@ -183,7 +183,7 @@ def generator_lines(results: Results) -> list[str]:
         f" Over the {len(wrk)} wrk points here it used at most {max(client):.1f}% of one core "
         f"(median {statistics.median(client):.1f}%): {wrk_ms:.3f} ms of CPU per request (median; "
         "its rusage over its whole run, reading the body files included). The gRPC point and the "
-        "REST point beside it use the asyncio generator of `loadtest/generator.py` instead (wrk "
+        "REST point beside it use the asyncio generator of `loadtest/harness/generator.py` instead (wrk "
         "speaks no HTTP/2), a Python process per run, start-up included in its CPU."
     )
     soak = results.soak
@@ -237,7 +237,7 @@ def soak_lines(result: SoakResult | None) -> list[str]:
         return ["Not run (`--no-soak`)."]
     total = result.total
     return [
-        f"`python -m loadtest.run --users {result.users} --spawn-rate {result.users} --run-time "
+        f"`python -m loadtest locust --users {result.users} --spawn-rate {result.users} --run-time "
         f"{result.seconds}s`: the mixed locust scenario (every user class, every answer "
         "checked) against the service with batching on and `SERVICE_ADMIN_API_KEY` set; "
         "half-way through, each model of the repository reloaded once with "
@@ -266,7 +266,7 @@ SERIES_PROSE = [
     "(`SERVICE_DEFAULT_BATCHING='{\"enabled\": false}'`) and on (the default: up to 64 rows, "
     "merging what queued while the last batch ran). With batching on also: V2 binary tensors "
     "(the binary tensor data extension, binary outputs, `loadtest/wrk_binary.lua`) and Boston "
-    "over gRPC beside REST V2 JSON, both from the asyncio generator of `loadtest/generator.py` "
+    "over gRPC beside REST V2 JSON, both from the asyncio generator of `loadtest/harness/generator.py` "
     "in its own process (the same kind of client for both).",
     "- **service, 2 workers**: the same with `SERVICE_WORKERS=2` (batching on) on Boston V2 JSON; "
     "then `GET /metrics` must still answer 200.",
@@ -305,7 +305,7 @@ def report(results: Results) -> str:
         "## What is measured",
         "",
         "Every HTTP server gets the same requests from the same client: the bodies of "
-        "`loadtest/payloads.py` (which the locust scenarios send too), built from "
+        "`loadtest/harness/payloads.py` (which the locust scenarios send too), built from "
         "`loadtest/samples.json` (102 Boston houses, 50 IMDB reviews) and sent in turn. A typed "
         "request carries one house or one raw review, a V2 request one row (IMDB: the review's "
         "50,000-wide multi-hot row, made with the model's own encoder); \"V2 JSON, 32 rows\" "

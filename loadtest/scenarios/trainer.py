@@ -1,6 +1,6 @@
 """Time and peak memory of the trainer's commands that run without TensorFlow.
 
-    python -m loadtest.trainer_benchmark [--runs 3] [--data-dir ../shared/data] [--models models]
+    python -m loadtest trainer [--runs 3] [--data-dir ../shared/data] [--models models]
                                          [--against OTHER_CHECKOUT ...]
 
 Each run starts the command in a fresh interpreter (`python -m trainer …`, as people run it) and
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TARGETS = {"evaluate all (cold)": (3.0, 400.0), "evaluate all (warm)": (3.0, 400.0)}
 
 
