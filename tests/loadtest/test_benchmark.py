@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import measure, targets
+from loadtest.harness import measure, targets
 from loadtest.harness.measure import Point
 from loadtest.harness.targets import Target
 from loadtest.harness.wrk import Run, parse_wrk, summarize_wrk, write_workloads
