@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,26 @@ PREFIX = service_settings.Settings.model_config["env_prefix"]
 
 def on_files(files, config):
     """Adds the reports (Markdown, charts, JSON, CSV) to the site, under reports/."""
-    for path in sorted(REPORTS.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and path.suffix != ".py":
+    for path in report_files():
+        if path.suffix != ".py":
             relative = path.relative_to(REPO).as_posix()
             if files.get_file_from_path(relative) is None:
                 files.append(
                     File(relative, str(REPO), config["site_dir"], config["use_directory_urls"])
                 )
     return files
+
+
+def report_files() -> list[Path]:
+    """The reports git keeps (not the benchmarks' ignored working files); every file outside
+    a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "reports"], cwd=REPO, capture_output=True, check=True
+        ).stdout.decode()
+        return [REPO / name for name in listed.split("\0") if name and (REPO / name).is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(path for path in REPORTS.rglob("*") if path.is_file())
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -129,7 +142,12 @@ def default_of(field: FieldInfo) -> str:
         value = value.model_dump()
     if isinstance(value, Path):
         value = str(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1024 and value % 1024 == 0:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= 1024
+        and value % 1024 == 0
+    ):
         return f"`{value}` ({human_bytes(value)})"
     return f"`{json.dumps(value)}`"
 

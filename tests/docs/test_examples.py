@@ -28,7 +28,9 @@ README = REPO / "README.md"
 HTTP, GRPC = "localhost:8000", "localhost:8001"
 ADMIN_KEY = "docs-example-key"
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-INSTALL = re.compile(r"<!-- --8<-- \[start:install\] -->.*?<!-- --8<-- \[end:install\] -->", re.DOTALL)
+INSTALL = re.compile(
+    r"<!-- --8<-- \[start:install\] -->.*?<!-- --8<-- \[end:install\] -->", re.DOTALL
+)
 RUN = {"bash", "python"}
 # What a reader must find an example of: each endpoint family, and each client.
 FAMILIES = [

@@ -64,11 +64,13 @@ def test_the_settings_reference_lists_every_setting_of_the_code(site):
     for name in Settings.model_fields:
         assert f"SERVICE_{name.upper()}" in text, name
     for model in (Batching, VersionPolicy):
-        for name, field in model.model_fields.items():
+        for name in model.model_fields:
             assert name in text, name
     assert "<!-- settings-reference -->" not in text
     # Each setting has its meaning, from the code or the hook's words for it.
-    rows = re.findall(r"<tr>(.*?)</tr>", (site / "settings" / "index.html").read_text("utf-8"), re.S)
+    rows = re.findall(
+        r"<tr>(.*?)</tr>", (site / "settings" / "index.html").read_text("utf-8"), re.S
+    )
     cells = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
     assert [row[0] for row in cells if row and not row[-1].strip()] == []
 
