@@ -111,7 +111,7 @@ def table(model: type[BaseModel], name_of, heading: str) -> str:
         raise ValueError(f"docs/hooks.py MEANINGS names fields {model.__name__} lacks: {unknown}")
     rows = [f"| {heading} | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        cells = [name_of(name), type_of(field), default_of(field), limits_of(field)]
+        cells = [name_of(name), type_of(field), default_of(name, field), limits_of(field)]
         cells.append(" ".join((field.description or meanings.get(name, "")).split()))
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
@@ -127,7 +127,7 @@ def type_of(field: FieldInfo) -> str:
     return f"`{text}`"
 
 
-def default_of(field: FieldInfo) -> str:
+def default_of(name: str, field: FieldInfo) -> str:
     if field.default_factory is not None:
         value: Any = field.default_factory()
     elif field.default is PydanticUndefined:
@@ -145,8 +145,8 @@ def default_of(field: FieldInfo) -> str:
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
+        and name.endswith("_bytes")
         and value >= 1024
-        and value % 1024 == 0
     ):
         return f"`{value}` ({human_bytes(value)})"
     return f"`{json.dumps(value)}`"
