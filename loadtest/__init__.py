@@ -4,12 +4,14 @@
 - `scenarios/`: one module per benchmark, each runnable (`benchmark`, `dataplane`, `grpc`,
   `protocols`, `settings`, `threads`, `tracing`, `startup`, `trainer`, `memory_benchmark`,
   `profile_service`, `locust` (the locust scenarios headless), `samples` (writes
-  `samples.json`)); `soak.py` is the benchmark's last step.
+  `samples.json`)).
 - `harness/`: what the scenarios share: `servers.py` (start, wait until ready, stop the service
   and the baselines), `wrk.py` (the load generator wrk and the bodies it sends), `generator.py`
   (the asyncio gRPC/REST generator), `payloads.py` (request bodies from `samples.json`),
   `measure.py` (a measured point), `targets.py` (ratios and targets), `report.py`, `charts.py`,
-  `otlp_receiver.py` (a local OTLP/HTTP trace receiver).
+  `soak.py` (the benchmark's last step: locust with every model reloaded half-way),
+  `otlp_receiver.py` (a local OTLP/HTTP trace receiver; `python -m loadtest.harness.otlp_receiver`
+  prints the spans it receives).
 - `baselines/`: the servers the service is compared with (HTTP floor, plain FastAPI, naive Keras,
   the compute limit).
 - Inputs of the external tools, where they look for them: `locustfile.py` (`locust -f
