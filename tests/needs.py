@@ -17,7 +17,8 @@ SWITCHES = {
     "TESTS_REQUIRE_TRITONCLIENT": "tritonclient[http], for the V2 client tests",
     "DEPLOY_REQUIRE_TOOLS": "hadolint, kubectl and kubernetes-validate, for tests/deploy",
     "DEPLOY_REQUIRE_DOCKER": "a Docker daemon (and debootstrap, Compose v2), for the image tests",
-    "README_REQUIRE_CURL": "curl, for the README's examples",
+    "DOCS_REQUIRE_CURL": "curl, for the examples of docs/ and README (tests/docs)",
+    "DOCS_REQUIRE_MKDOCS": "mkdocs and mkdocs-material, for the site's build (tests/docs)",
 }
 
 

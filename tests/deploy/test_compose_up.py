@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadtest.servers import free_port
+from loadtest.harness.servers import free_port
 from tests.deploy import images
 from tests.deploy.images import docker, http, inspect, wait_for
 from tests.deploy.support import DOCKER, REPO

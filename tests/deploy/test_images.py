@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from loadtest.servers import free_port
+from loadtest.harness.servers import free_port
 from tests.deploy.images import docker, http, inspect, run_service, wait_for
 from tests.service.support import (
     EXAMPLE_HOUSE,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.servers import ServerNotReadyError, free_port, stop_server, wait_ready
+from loadtest.harness.servers import ServerNotReadyError, free_port, stop_server, wait_ready
 from tests.deploy.support import DOCKER, REPO, final_stage, instructions
 
 pytestmark = pytest.mark.slow

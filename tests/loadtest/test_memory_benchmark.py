@@ -1,4 +1,4 @@
-"""The memory benchmark (`python -m loadtest.memory_benchmark`) at CI's size: every kind of the
+"""The memory benchmark (`python -m loadtest memory`) at CI's size: every kind of the
 largest legal request, eight at once, against a real server. Each is answered with a documented
 status (none reset), and the worker's peak resident memory stays under the ceiling that the
 full benchmark (up to 150 at once) reports on; idle again, it is back near its size before."""
@@ -21,7 +21,7 @@ KINDS = {
 
 def test_every_kind_of_largest_request_stays_under_the_ceiling(tmp_path):
     report = tmp_path / "memory.md"
-    command = [sys.executable, "-m", "loadtest.memory_benchmark", "--concurrency", "8",
+    command = [sys.executable, "-m", "loadtest", "memory", "--concurrency", "8",
                "--report", str(report)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
