@@ -128,7 +128,6 @@ class HttpProtocol(HttpToolsProtocol):
         self.draining = False
         self.lingering = False  # refused: what arrives is dropped until the connection closes
         self.head_bytes = 0  # of the request whose head is being read
-        self.head_fields_bytes = 0  # its request line and headers, as the parser read them
         self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
 
     @property
@@ -198,30 +197,17 @@ class HttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return
-        if self.cycle is None or self.cycle.response_complete or self.reading_headers:
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or self.headers_since is not None:
             self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
         super().data_received(data)
-        if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
+        if self.headers_since is not None and self.head_bytes > self.config.max_header_bytes:
             self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         if len(self.headers) > self.config.max_headers:
             self._stop_parser(f"more than {self.config.max_headers} headers")
-        self._count_head(len(name) + len(value) + 4)
-
-    def _count_head(self, size: int) -> None:
-        """A head that arrived whole in one read: counted as the parser reads it (the count of
-        bytes received, below, is for a head that is still arriving)."""
-        self.head_fields_bytes += size
-        if self.head_fields_bytes > self.config.max_header_bytes:
-            self._stop_parser(
-                f"the request line and headers exceed {self.config.max_header_bytes} bytes"
-            )
 
     def _stop_parser(self, reason: str) -> None:
         # uvicorn answers what the parser callbacks raise with send_400_response (below).
@@ -241,12 +227,18 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.head_fields_bytes = 0
         self.idle_since = None
         self.headers_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self.headers_since = None
+        if self.head_bytes > self.config.max_header_bytes:
+            # It arrived whole, in reads that also held more (a body): measured itself.
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.config.max_header_bytes:
+                self._stop_parser(
+                    f"the request line and headers exceed {self.config.max_header_bytes} bytes"
+                )
         self.head_bytes = 0
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
