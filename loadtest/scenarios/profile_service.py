@@ -34,24 +34,32 @@ from loadtest.harness.wrk import Run, run_wrk, write_workloads
 
 CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in ("typed", "v2"))
 # (group, substrings of a frame's file): a sample belongs to the group of its innermost frame
-# that matches one, tried in this order for each frame.
+# that matches one, tried in this order for each frame. py-spy names a file by its last two path
+# components (service/api/rest/wire.py is "rest/wire.py").
+REST = ("v2", "v1", "typed", "admin", "fastpath", "binary", "errors", "__init__")
 GROUPS = [
     ("inference (onnxruntime)", ("onnxruntime",)),
     ("text encoding", ("service/encoding.py",)),
-    ("body parsing and validation", ("service/api/rest/wire.py", "pydantic")),
+    ("body parsing and validation", ("rest/wire.py", "pydantic")),
     ("batching", ("service/batching.py",)),
     (
-        "request middleware and metrics",
+        "request lifecycle and metrics",
+        ("rest/middleware.py", "service/lifecycle.py", "service/logs.py", "prometheus_client"),
+    ),
+    (
+        "handlers and data plane (checks, admission, arrays, answers)",
         (
-            "service/api/rest/middleware.py",
-            "service/lifecycle.py",
-            "service/logs.py",
-            "prometheus_client",
+            *(f"rest/{name}.py" for name in REST),
+            "service/inference.py",
+            "service/dataplane.py",
+            "service/admission.py",
+            "service/numbers.py",
+            "service/registry.py",
+            "numpy",
         ),
     ),
-    ("handlers (checks, arrays, answers)", ("service/api/", "service/registry.py", "numpy")),
     ("FastAPI and Starlette", ("fastapi/", "starlette/")),
-    ("uvicorn (HTTP)", ("uvicorn/", "httptools")),
+    ("uvicorn and the service's HTTP protocol", ("uvicorn/", "httptools", "rest/http.py")),
 ]
 
 
