@@ -137,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
     try:
         data_dir = data.resolve_data_dir(args.data_dir)
-        data.check_sources(_names(args), data_dir, own, args.download)
         run = {"train": _train, "evaluate": _evaluate, "export": _export}[args.command]
         return run(args, data_dir, own)
     except DataError as error:
@@ -160,6 +159,7 @@ def _names(args) -> tuple[str, ...]:
 
 
 def _train(args, data_dir, own) -> int:
+    data.check_sources(_names(args), data_dir, own, args.download)  # every model's, first
     from rich.console import Console
 
     from trainer.report import Row, TrainingLog, progress_bars, summary
@@ -234,6 +234,7 @@ def _evaluate(args, data_dir, own) -> int:
     folders = {
         name: publish.version_folder(args.models, name, args.version) for name in _names(args)
     }
+    data.check_sources(_names(args), data_dir, own, args.download)
     from service.repository import read_config
     from trainer.evaluate import score_version
 
@@ -258,6 +259,7 @@ def _evaluate(args, data_dir, own) -> int:
 def _export(args, data_dir, own) -> int:
     for name in _names(args):
         publish.version_folder(args.models, name, args.version)
+    data.check_sources(_names(args), data_dir, own, args.download)
     from trainer.export import reexport
 
     for name in _names(args):
