@@ -1,7 +1,9 @@
 """The data a model is trained and tested on: the book's datasets or the user's own files.
 
 The book's: the files behind `keras.datasets`, read from a data directory with the same splits and
-encodings as Keras, or through Keras's own loaders where no data directory is given. A data
+encodings as Keras, or through Keras's own loaders where no data directory is given and the
+user asks for a download (`--download`; without it, `check_sources` says which files to put
+where). A data
 directory holds the files that Keras downloads (`reuters.npz`, `boston_housing.npz`, the word
 indexes, and `imdb.npz`) or, for IMDB, the raw Large Movie Review Dataset (`aclImdb.tar.gz`) that
 Keras's `imdb.npz` was made from; raw reviews are encoded with `service.encoding` so that the result

@@ -64,11 +64,16 @@ def _build_context(dockerfile: Path, root: Path) -> Path:
     raise AssertionError(f"{dockerfile.name} installs nothing with pip")
 
 
-def _image_install(dockerfile: Path, root: Path) -> str:
-    """The requirement the image's `pip install` names, /src being its build context here."""
+def _image_install(dockerfile: Path, root: Path) -> list[str]:
+    """The arguments of the image's `pip install` (a constraints file, if it names one, and the
+    requirement), /src being its build context here."""
     (command,) = [rest for key, rest in instructions(dockerfile) if key == "RUN" and "pip " in rest]
-    (requirement,) = re.findall(r'pip install --no-cache-dir "/src(\[\w+\])"', command)
-    return f"{_build_context(dockerfile, root)}{requirement}"
+    ((constraints, requirement),) = re.findall(
+        r'pip install --no-cache-dir (?:(?:-c|--constraint) (/src/\S+) )?"/src(\[\w+\])"', command
+    )
+    src = _build_context(dockerfile, root)
+    given = ["-c", str(src / constraints.removeprefix("/src/"))] if constraints else []
+    return [*given, f"{src}{requirement}"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,7 @@ def serve_venv(tmp_path_factory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     requirement = _image_install(DOCKER / "service.Dockerfile", root)
-    result = _pip(venv, "install", "--quiet", requirement)
+    result = _pip(venv, "install", "--quiet", *requirement)
     assert result.returncode == 0, result.stdout + result.stderr
     return venv
 
@@ -163,7 +168,7 @@ def test_the_train_extra_resolves(serve_venv, tmp_path):
         "--quiet",
         "--report",
         "-",
-        _image_install(DOCKER / "trainer.Dockerfile", tmp_path),
+        *_image_install(DOCKER / "trainer.Dockerfile", tmp_path),
     )
     assert result.returncode == 0, result.stderr
     names = {  # normalised as PEP 503 says: tensorflow_cpu's metadata spells it with "_"
