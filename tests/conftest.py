@@ -44,7 +44,10 @@ def real_data_dir() -> Path:
         )
     path = Path(value).resolve()
     if not path.is_dir():
-        pytest.skip(f"real-data test: TRAINER_DATA_DIR={value} is not a folder")
+        pytest.skip(
+            f"real-data test: TRAINER_DATA_DIR={value} is not a folder (no dataset files beside "
+            "this clone; README's Data section says which files to put there)"
+        )
     return path
 
 
