@@ -459,8 +459,9 @@ def _keras_cache_hashes(names: list[str]) -> dict[str, str]:
 
 TEXT_LABELS = {"imdb": IMDB_LABELS, "reuters": REUTERS_LABELS}  # own files name these
 
-# What training needs at the least, checked before TensorFlow loads (`check_trainable`).
-MIN_ROWS_PER_CLASS = 10  # training rows of each label a classifier is trained on
+# What training on the user's own files needs at the least, checked before TensorFlow loads
+# (`check_trainable`).
+MIN_ROWS_PER_CLASS = 10  # training rows of each label: as many as the book's rarest Reuters topic
 MIN_CLASSES = 2
 MIN_HOUSES = 20  # Boston's training rows: its K-fold validation needs a few in each of 4 folds
 MIN_TEST_ROWS = 5
@@ -476,12 +477,13 @@ def hold_out_size(wanted: int, rows: int) -> int:
 
 
 def check_trainable(dataset: TextDataset | TabularDataset, own: OwnFiles | None) -> None:
-    """Enough rows to train and test on, before TensorFlow loads: the error names the file, what
-    it has and what is needed, in one line."""
-    train_source = own.train if own is not None and own.train is not None else dataset.name
-    test_source = own.test if own is not None and own.test is not None else train_source
-    if own is not None and own.test is None:
-        test_source = f"{own.train} (its held-out share {own.test_share:g})"
+    """The user's own files have enough rows to train and test on, before TensorFlow loads: the
+    error names the file, what it has and what is needed, in one line. (The book's datasets
+    have: their rarest label, a Reuters topic, has `MIN_ROWS_PER_CLASS` training rows.)"""
+    if own is None or own.train is None:
+        return
+    train_source = own.train
+    test_source = own.test or f"{own.train} (its held-out share {own.test_share:g})"
     if isinstance(dataset, TabularDataset):
         if len(dataset.y_train) < MIN_HOUSES:
             raise DataError(
@@ -497,9 +499,10 @@ def check_trainable(dataset: TextDataset | TabularDataset, own: OwnFiles | None)
                 f"{train_source}: the training rows have {len(present)} label(s) "
                 f"({', '.join(present) or 'none'}); a classifier needs at least {MIN_CLASSES}"
             )
-        few = {label: n for label, n in present.items() if n < MIN_ROWS_PER_CLASS}
+        few = sorted((n, label) for label, n in present.items() if n < MIN_ROWS_PER_CLASS)
         if few:
-            shown = ", ".join(f"{label!r} {n}" for label, n in few.items())
+            shown = ", ".join(f"{label!r} {n}" for n, label in few[:5])
+            shown += f", and {len(few) - 5} more" if len(few) > 5 else ""
             raise DataError(
                 f"{train_source}: too few training rows of {len(few)} label(s) ({shown}) of "
                 f"{len(dataset.y_train)}; each label needs at least {MIN_ROWS_PER_CLASS}: "
