@@ -1,5 +1,6 @@
 # The service on an NVIDIA GPU: onnxruntime-gpu with the CUDA execution provider first.
-#   docker build -f docker/service-gpu.Dockerfile -t dlwp-serving:gpu .
+#   DOCKER_BUILDKIT=1 docker build -f docker/service-gpu.Dockerfile -t dlwp-serving:gpu .
+#   (or docker/build.sh gpu, docs/images.md)
 #   docker run --gpus all -p 8000:8000 dlwp-serving:gpu
 # The `gpu` extra installs onnxruntime-gpu[cuda,cudnn], which brings the CUDA and cuDNN 9 libraries
 # as pip wheels (onnxruntime-gpu 1.31: CUDA 13, nvidia/cu13/lib; the host driver must support
@@ -9,8 +10,11 @@
 # >= 3.11). Without a visible GPU the service falls back to CPU and says so in its log and in the
 # model metadata, or, with SERVICE_REQUIRE_PROVIDERS=true, refuses to start.
 
+# The CUDA base of both stages (a registry mirror's copy, for instance).
+ARG BASE_IMAGE=nvidia/cuda:13.0.1-base-ubuntu24.04
+
 # --- builder ------------------------------------------------------------------------------------
-FROM nvidia/cuda:13.0.1-base-ubuntu24.04 AS builder
+FROM ${BASE_IMAGE} AS builder
 
 # Versions are those of the pinned base image's Ubuntu release; pinning exact Debian revisions
 # would break the build at every Ubuntu security update.
@@ -28,10 +32,14 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY trainer ./trainer
-RUN pip install --no-cache-dir "/src[gpu]"
+# The build machine's pip configuration and CA bundle (BuildKit secrets, optional) for this step
+# only, as in service.Dockerfile.
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
+    pip install --no-cache-dir "/src[gpu]"
 
 # --- runtime ------------------------------------------------------------------------------------
-FROM nvidia/cuda:13.0.1-base-ubuntu24.04
+FROM ${BASE_IMAGE}
 
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -64,7 +72,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_GRPC_PORT=8001 \
     SERVICE_WORKERS=1 \
     SERVICE_DRAIN_TIMEOUT_S=30 \
-    SERVICE_LOG_FORMAT=json
+    SERVICE_LOG_FORMAT=json \
+    XDG_CACHE_HOME=/tmp/.cache
 
 WORKDIR /srv
 USER 10001:10001

@@ -1,14 +1,19 @@
 # The service on CPU: only the `serve` extra (FastAPI, uvicorn, onnxruntime; no TensorFlow), the
-# committed models in /models, a non-root user. Build from the repository root:
-#   docker build -f docker/service.Dockerfile -t dlwp-serving:cpu .
+# committed models in /models, a non-root user. Build from the repository root (BuildKit):
+#   DOCKER_BUILDKIT=1 docker build -f docker/service.Dockerfile -t dlwp-serving:cpu .
+# or docker/build.sh (docs/images.md), which also builds without registry access (--local-base).
 # HTTP on 8000 (REST, /metrics, the demo page), the Open Inference Protocol over gRPC on 8001.
 
+# The base of both stages: any Debian-like image with Python >= 3.11 as python3 and its venv
+# module, e.g. the one `docker/build.sh --local-base` makes from Debian packages.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
 # --- builder: a virtual environment with the project and its `serve` extra -------------------
-FROM python:3.11-slim-bookworm AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
@@ -17,10 +22,15 @@ COPY service ./service
 COPY trainer ./trainer
 # Not editable: the package is copied into the venv, so /src is not needed at run time.
 # tests/deploy/test_install_steps.py runs this very command in a fresh venv and starts the service.
-RUN pip install --no-cache-dir "/src[serve]"
+# The build machine's pip configuration and CA bundle, where given as BuildKit secrets (build.sh
+# does), are mounted for this step only: nothing of them stays in a layer. Without them the
+# mounts are empty files and pip uses its defaults.
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
+    pip install --no-cache-dir "/src[serve]"
 
 # --- runtime ------------------------------------------------------------------------------------
-FROM python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 RUN groupadd --system --gid 10001 service \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -32,6 +42,9 @@ COPY --from=builder /opt/venv /opt/venv
 COPY models /models
 
 # Every setting is an environment variable of service/settings.py (SERVICE_*); override with -e.
+# XDG_CACHE_HOME: onnxruntime keeps an id in its cache folder when imported, and prints a coloured
+# warning, the one log line that would not be JSON, where it cannot (the user has no home). /tmp is
+# writable, also with a read-only root filesystem and a tmpfs (or emptyDir) on /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -41,7 +54,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_GRPC_PORT=8001 \
     SERVICE_WORKERS=1 \
     SERVICE_DRAIN_TIMEOUT_S=30 \
-    SERVICE_LOG_FORMAT=json
+    SERVICE_LOG_FORMAT=json \
+    XDG_CACHE_HOME=/tmp/.cache
 
 # An empty working directory: no stray .env file is read from it.
 WORKDIR /srv

@@ -1,14 +1,19 @@
-"""Load tests and benchmarks of the service, run from the repository's root as modules
-(`python -m loadtest.benchmark`, `python -m loadtest.run`, ...).
+"""Load tests and benchmarks of the service: one entry point, `python -m loadtest BENCHMARK`
+(`python -m loadtest --help` lists them), run from the repository's root.
 
-- `locustfile.py`, `run.py`: the locust scenarios and their headless run; `payloads.py` and
-  `samples.json` (`make_samples.py`): the request bodies every load test sends.
-- The benchmark, in parts: `benchmark.py` (the command: which servers, which points), `wrk.py`
-  (the load generator wrk, its scripts `wrk*.lua` and the bodies it sends), `generator.py` (the
-  asyncio generator for gRPC), `servers.py` (starting and stopping the service and the
-  baselines of `baselines/`), `measure.py` (a measured point), `soak.py`, `targets.py` (ratios
-  and targets), `report.py` and `charts.py`.
-- Focused benchmarks: `dataplane_benchmark.py`, `protocols_benchmark.py`, `grpc_benchmark.py`,
-  `tracing_benchmark.py` (+ `otlp_receiver.py`), `startup_benchmark.py`, `trainer_benchmark.py`,
-  and `profile_service.py` (py-spy while wrk drives the service).
+- `scenarios/`: one module per benchmark, each runnable (`benchmark`, `dataplane`, `grpc`,
+  `protocols`, `settings`, `threads`, `tracing`, `startup`, `trainer`, `memory`, `before_after`,
+  `profile_service`, `locust` (the locust scenarios headless), `samples` (writes
+  `samples.json`)).
+- `harness/`: what the scenarios share: `servers.py` (start, wait until ready, stop the service
+  and the baselines), `wrk.py` (the load generator wrk and the bodies it sends), `generator.py`
+  (the asyncio gRPC/REST generator), `payloads.py` (request bodies from `samples.json`),
+  `measure.py` (a measured point), `targets.py` (ratios and targets), `report.py`, `charts.py`,
+  `soak.py` (the benchmark's last step: locust with every model reloaded half-way),
+  `otlp_receiver.py` (a local OTLP/HTTP trace receiver; `python -m loadtest.harness.otlp_receiver`
+  prints the spans it receives).
+- `baselines/`: the servers the service is compared with (HTTP floor, plain FastAPI, naive Keras,
+  the compute limit).
+- Inputs of the external tools, where they look for them: `locustfile.py` (`locust -f
+  loadtest/locustfile.py`), `wrk.lua`, `wrk_binary.lua`, `wrk_common.lua`, and `samples.json`.
 """

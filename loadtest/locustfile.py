@@ -1,10 +1,10 @@
 """Locust scenarios for the service: one user class per model and protocol, real test-split inputs.
 
-    python -m loadtest.run --start-service                      # everything: the mixed scenario
+    python -m loadtest locust --start-service                      # everything: the mixed scenario
     locust -f loadtest/locustfile.py --host http://HOST:8000 TypedImdb V2Boston   # some classes
 
 Each class sends one sample per request, picked at random from `loadtest/samples.json` (written by
-`loadtest/make_samples.py`), and checks the answer: status 200, the output's shape, labels from
+`loadtest/scenarios/samples.py`), and checks the answer: status 200, the output's shape, labels from
 `service.catalog` (Reuters topics sorted by probability), probabilities in [0, 1], Boston prices
 finite and in (0, 100). A malformed answer counts as a failure. Requests are named
 "<protocol> <model>[ <input>]" so the stats table groups them.
@@ -14,11 +14,11 @@ The mixed scenario is all classes together (locust's default when no class names
 people's scripts, and the rest V2 and V1 from other services; with a multiple of 13 users every
 class runs (fewer users leave the light classes out). Pass class names to run some of them only.
 
-The bodies come from `loadtest/payloads.py`, shared with the benchmark (`loadtest/benchmark.py`)
+The bodies come from `loadtest/harness/payloads.py`, shared with the benchmark (`loadtest/scenarios/benchmark.py`)
 so both send the same payloads: the V2 and V1 text classes encode texts as the service does, with
 the model's own encoder and vocabulary read from the model repository ($LOADTEST_MODELS, default
 `models/` of this checkout), and name that version in the URL so the encoding matches the model.
-Imports no TensorFlow and nothing from `trainer`: only `loadtest.payloads`, `service.catalog`,
+Imports no TensorFlow and nothing from `trainer`: only `loadtest.harness.payloads`, `service.catalog`,
 NumPy and the standard library.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
 
-from loadtest.payloads import (
+from loadtest.harness.payloads import (
     SAMPLES,
     TYPED_PATHS,
     boston_body,

@@ -6,7 +6,7 @@ Python object, its list entry and its array entries (`NUMBER_BYTES`), a word id 
 codes (`WORD_ID_BYTES`), a character of text its share of the words and ids made of it
 (`TEXT_CHAR_BYTES`); binary tensor data costs its size, its array and its copy in a batch. Commas
 count the elements: one pass over the bytes, no parsing. The constants were
-measured with `python -m loadtest.memory_benchmark` (peak resident memory of one request of each
+measured with `python -m loadtest memory` (peak resident memory of one request of each
 kind, less the idle process).
 
 A request reserves the worst case its declared length allows before it is read (a JSON number

@@ -264,25 +264,29 @@ class Batcher:
 
     async def _work(self) -> None:
         while True:
-            batch = self._runnable(await self._collect())
-            self._on_queue(self._queue.qsize())
-            if not batch:
-                continue
-            self._last_batch_requests = len(batch)
-            try:
-                out = await self._execute(batch)
-            except asyncio.CancelledError:  # closed while this batch ran
-                self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
-                raise
-            except Exception as error:  # every waiting request gets the failure
-                self._fail(batch, error)
-                continue
-            start = 0
-            for request in batch:
-                stop = start + len(request.rows)
-                if not request.future.done():  # the client may have gone away meanwhile
-                    request.future.set_result(out[start:stop])
-                start = stop
+            # The batch lives in _answer's frame only: once it is answered, nothing keeps its rows
+            # (an IMDB batch: up to 16 MB) while this loop waits for the next one.
+            await self._answer(self._runnable(await self._collect()))
+
+    async def _answer(self, batch: list[_Request]) -> None:
+        self._on_queue(self._queue.qsize())
+        if not batch:
+            return
+        self._last_batch_requests = len(batch)
+        try:
+            out = await self._execute(batch)
+        except asyncio.CancelledError:  # closed while this batch ran
+            self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
+            raise
+        except Exception as error:  # every waiting request gets the failure
+            self._fail(batch, error)
+            return
+        start = 0
+        for request in batch:
+            stop = start + len(request.rows)
+            if not request.future.done():  # the client may have gone away meanwhile
+                request.future.set_result(out[start:stop])
+            start = stop
 
     @staticmethod
     def _fail(batch: list[_Request], error: Exception) -> None:

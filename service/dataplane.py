@@ -52,7 +52,7 @@ from service.errors import (
     ServiceError,
     UnavailableError,
 )
-from service.heap import settle_heap
+from service.heap import settle_heap, trim
 from service.metrics import Metrics
 from service.registry import LoadedModel, Registry
 from service.settings import Settings, available_cpus
@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REAPER_INTERVAL_S = 0.05  # how often deadlines are looked at: the precision of a 504
+# How long the process is idle (no call in flight) before the C heap's free pages go back to the
+# system: what connections and refused requests used is not counted in the memory budget, whose
+# own trim follows large requests only. A trim of an idle heap takes microseconds.
+IDLE_TRIM_S = 2.0
 SWITCH_INTERVAL_S = 0.001
 # Encoding a character of text costs about as much as parsing this many bytes of JSON: texts are
 # encoded in a thread from an eighth of the size at which bodies are decoded there.
@@ -162,9 +166,17 @@ class DataPlane:
                 log.exception("polling the model repository failed")
 
     async def _reap(self) -> None:
+        idle_since = time.monotonic()
         while True:
             await asyncio.sleep(REAPER_INTERVAL_S)
             now = time.monotonic()
+            if self._calls:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif now - idle_since >= IDLE_TRIM_S:
+                trim()
+                idle_since = now
             draining = self.drain_deadline is not None and now >= self.drain_deadline
             for call in list(self._calls):
                 if draining:

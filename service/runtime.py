@@ -17,6 +17,13 @@ from service.repository import ModelConfig, RepositoryError
 
 log = logging.getLogger(__name__)
 
+# onnxruntime logs through its own logger to stderr, in colour, not through `logging`: a line that
+# is not JSON among the service's JSON lines. Only its errors get through; the service logs what it
+# needs itself (the providers a session really uses, below). Its one warning at import, before this
+# can be set, is the images' concern (XDG_CACHE_HOME in docker/service.Dockerfile).
+_ORT_ERROR = 3
+ort.set_default_logger_severity(_ORT_ERROR)
+
 _NUMPY_TYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
 _ORT_TYPES = {"FP32": "tensor(float)", "FP64": "tensor(double)", "INT32": "tensor(int32)",
               "INT64": "tensor(int64)"}  # fmt: skip
@@ -44,6 +51,7 @@ class OnnxRuntime:
                 f"(onnxruntime offers {available}); unset SERVICE_REQUIRE_PROVIDERS to fall back"
             )
         options = ort.SessionOptions()
+        options.log_severity_level = _ORT_ERROR
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -11,11 +11,13 @@ A transport is a package of `service/api/` (REST, gRPC); adding one is a package
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from contextlib import asynccontextmanager
 
@@ -66,6 +68,7 @@ def create_app(
         others = transports(dataplane)
         for transport in others:
             await transport.start()
+        _drain_at_the_signal(dataplane)
         log.info(
             "ready in %.2f s: %s, %d intra-op threads per model",
             time.perf_counter() - started,
@@ -84,6 +87,24 @@ def create_app(
         log.info("stopped")
 
     return rest.build(dataplane, lifespan)
+
+
+def _drain_at_the_signal(dataplane: DataPlane) -> None:
+    """The first SIGTERM or SIGINT begins the drain at once: readiness turns false, gRPC refuses
+    new calls, and connections HTTP still accepts are served as draining. uvicorn, whose handler
+    runs too, acts on the signal only at its next tick (0.1 s later), when it closes the listener."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # a server run in a thread (the tests' in-process one) receives no signals
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        uvicorns = signal.getsignal(sig)
+
+        def handler(signum: int, frame, uvicorns=uvicorns) -> None:
+            loop.call_soon_threadsafe(dataplane.drain)
+            if callable(uvicorns):
+                uvicorns(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def serve(settings: Settings) -> None:
@@ -115,5 +136,8 @@ class Supervisor(Multiprocess):
             return
         self.should_exit.set()
         self.terminate_all()
-        for sock in [*self.sockets, *self.config.take_backlog()]:
-            sock.close()  # take_backlog also closes the supervisor's second handle
+        # The supervisor's handles only: the connections queued on the socket are the workers'
+        # to take and answer as they drain (`HttpProtocol.shutdown`).
+        for sock in [*self.sockets, self.config.listener]:
+            if sock is not None:
+                sock.close()

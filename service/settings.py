@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # One by default: these models' operators take microseconds, and a second onnxruntime
     # thread, which may not spin (it would take the CPU the event loop needs), mostly wakes too
     # late to share them: up to 1.7 x the CPU per batch, rarely a faster one (`python -m
-    # loadtest.threads_benchmark`). The worker's CPUs run batches side by side instead.
+    # loadtest threads`). The worker's CPUs run batches side by side instead.
     intra_op_threads: int = Field(
         1,
         ge=1,

@@ -16,7 +16,9 @@ SWITCHES = {
     "LOADTEST_REQUIRE_LOCUST": "locust, for the load-test smoke test",
     "TESTS_REQUIRE_TRITONCLIENT": "tritonclient[http], for the V2 client tests",
     "DEPLOY_REQUIRE_TOOLS": "hadolint, kubectl and kubernetes-validate, for tests/deploy",
-    "README_REQUIRE_CURL": "curl, for the README's examples",
+    "DEPLOY_REQUIRE_DOCKER": "a Docker daemon (and debootstrap, Compose v2), for the image tests",
+    "DOCS_REQUIRE_CURL": "curl, for the examples of docs/ and README (tests/docs)",
+    "DOCS_REQUIRE_MKDOCS": "mkdocs and mkdocs-material, for the site's build (tests/docs)",
 }
 
 

@@ -250,9 +250,21 @@ def publish(folder: Path, config: ModelConfig, models_dir: Path) -> Path:
     sees half a version."""
     check_free(models_dir, config.name, config.version)
     target = models_dir / config.name / str(config.version)
+    readable_by_all(folder)
     os.rename(folder, target)
     read_config(target)  # what was written is what the service will read
     return target
+
+
+def readable_by_all(folder: Path) -> None:
+    """Folders 0755 (mkdtemp made the staged one 0700), files 0644, whatever the umask: a service running as another user (the
+    images' uid 10001, a Kubernetes pod) reads what a trainer published into a shared volume."""
+    folder.chmod(0o755)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
 
 
 def write_index(models_dir: Path) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 
 from loadtest.baselines.server import new_app, serve_models
-from loadtest.payloads import MODELS, model_config
+from loadtest.harness.payloads import MODELS, model_config
 
 
 def load(name: str) -> keras.Model:

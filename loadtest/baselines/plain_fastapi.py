@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
 from loadtest.baselines.server import new_app, serve_models
-from loadtest.payloads import MODELS, encoder, model_config
+from loadtest.harness.payloads import MODELS, encoder, model_config
 
 
 class Reviews(BaseModel):

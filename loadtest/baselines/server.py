@@ -19,7 +19,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
 
 
 def new_app(title: str, lifespan=None) -> FastAPI:
-    """A FastAPI app with the service's readiness route, which `loadtest/servers.py` waits for; built
+    """A FastAPI app with the service's readiness route, which `loadtest/harness/servers.py` waits for; built
     once the models (if any) are loaded, so that it answers only when they are (and once its
     `lifespan` has started)."""
     app = FastAPI(title=title, lifespan=lifespan)

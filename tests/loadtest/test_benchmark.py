@@ -1,4 +1,4 @@
-"""The benchmark (`python -m loadtest.benchmark`): the real command in its quick mode, and its pure
+"""The benchmark (`python -m loadtest benchmark`): the real command in its quick mode, and its pure
 parts on small inputs. No timing assertions: the numbers depend on the machine.
 
 The command needs wrk (Debian: `apt-get install wrk`); without it those tests skip and say why,
@@ -15,17 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import measure, targets
-from loadtest.measure import Point
-from loadtest.targets import Target
-from loadtest.wrk import Run, parse_wrk, summarize_wrk, write_workloads
+from loadtest.harness import measure, targets
+from loadtest.harness.measure import Point
+from loadtest.harness.targets import Target
+from loadtest.harness.wrk import Run, parse_wrk, summarize_wrk, write_workloads
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def run_benchmark(out: Path, *options: str) -> dict:
-    command = [sys.executable, "-m", "loadtest.benchmark", "--quick", *options, "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest",
+        "benchmark",
+        "--quick",
+        *options,
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
@@ -70,7 +79,7 @@ def test_benchmark_measures_every_series_without_errors(tmp_path):
     assert "not pinned" in report
     assert "benchmark/throughput.png" in report
     assert results["command"] in report
-    assert results["command"].startswith("python -m loadtest.benchmark --duration 1 --warmup 0")
+    assert results["command"].startswith("python -m loadtest benchmark --duration 1 --warmup 0")
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Smoke test of the load test: `python -m loadtest.run --start-service` for a few seconds, every user
+"""Smoke test of the load test: `python -m loadtest locust --start-service` for a few seconds, every user
 class answered, no failure.
 
 Locust runs in its own process only: importing it (gevent's monkey-patching) into pytest, after
@@ -37,7 +37,7 @@ if importlib.util.find_spec("locust") is None:
 def test_mixed_scenario_runs_every_class_without_failures(tmp_path):
     reports = tmp_path / "reports"
     command = [
-        sys.executable, "-m", "loadtest.run", "--start-service",
+        sys.executable, "-m", "loadtest", "locust", "--start-service",
         "--users", "13", "--spawn-rate", "13", "--run-time", "5s", "--reports", str(reports),
     ]  # fmt: skip
     result = subprocess.run(

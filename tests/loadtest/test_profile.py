@@ -1,4 +1,4 @@
-"""`python -m loadtest.profile_service`: how samples are grouped, and one short real run."""
+"""`python -m loadtest profile_service`: how samples are grouped, and one short real run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.profile_service import group_of
+from loadtest.scenarios.profile_service import group_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def test_a_sample_goes_to_its_innermost_group(stack, group):
 @pytest.mark.usefixtures("wrk")
 def test_a_short_profile_run(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest.profile_service", "--seconds", "3",
+        [sys.executable, "-m", "loadtest", "profile_service", "--seconds", "3",
          "--concurrency", "4", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

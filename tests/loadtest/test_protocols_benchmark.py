@@ -1,4 +1,4 @@
-"""The protocols benchmark (`python -m loadtest.protocols_benchmark`), the real command for a second per
+"""The protocols benchmark (`python -m loadtest protocols`), the real command for a second per
 point: every point measured, no errors, a report. No timing assertions."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.usefixtures("wrk")
 def test_the_protocols_benchmark_runs(tmp_path):
     out = tmp_path / "protocols"
-    command = [sys.executable, "-m", "loadtest.protocols_benchmark",
+    command = [sys.executable, "-m", "loadtest", "protocols",
                "--rounds", "1", "--duration", "1", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

@@ -1,4 +1,4 @@
-"""The settings benchmark (`python -m loadtest.settings_benchmark`), the real command for a second
+"""The settings benchmark (`python -m loadtest settings`), the real command for a second
 per run: both services measured at the point, each with its own settings, a report. No timing
 assertions."""
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.usefixtures("wrk")
 def test_the_settings_benchmark_compares_two_services(tmp_path):
     out = tmp_path / "settings"
-    command = [sys.executable, "-m", "loadtest.settings_benchmark",
+    command = [sys.executable, "-m", "loadtest", "settings",
                "--a", "SERVICE_INTRA_OP_THREADS=2", "--points", "boston:v2:4",
                "--rounds", "1", "--duration", "1", "--warmup", "1", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""The intra-op threads benchmark (`python -m loadtest.threads_benchmark`), the real command for a
+"""The intra-op threads benchmark (`python -m loadtest threads`), the real command for a
 moment per point: every model, batch size and thread count measured, a report. No timing
 assertions."""
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_threads_benchmark_runs(tmp_path):
     out = tmp_path / "threads"
-    command = [sys.executable, "-m", "loadtest.threads_benchmark", "--batches", "1", "4",
+    command = [sys.executable, "-m", "loadtest", "threads", "--batches", "1", "4",
                "--duration", "0.05", "--rounds", "1", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

@@ -1,4 +1,4 @@
-"""The tracing benchmark (`python -m loadtest.tracing_benchmark`), the real command for a second per
+"""The tracing benchmark (`python -m loadtest tracing`), the real command for a second per
 service: off, on and the code before, each measured without errors; spans exported only where
 tracing is on. No timing assertions."""
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.usefixtures("wrk")
 def test_the_tracing_benchmark_runs(tmp_path):
     out = tmp_path / "tracing"
-    command = [sys.executable, "-m", "loadtest.tracing_benchmark", "--rounds", "1",
+    command = [sys.executable, "-m", "loadtest", "tracing", "--rounds", "1",
                "--duration", "1", "--warmup", "1", "--before", "HEAD", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

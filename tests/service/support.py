@@ -22,7 +22,7 @@ import onnxruntime as ort
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.servers import (
+from loadtest.harness.servers import (
     ServerNotReadyError,
     free_port,
     service_environment,

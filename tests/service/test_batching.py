@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -115,6 +117,22 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows():
     counts = [1, 3, 2, 1, 4, 2, 1, 1]
     sizes = run(each_gets_its_own_rows(counts), max_batch_size=64, max_wait_ms=0)
     assert sizes == [1, sum(counts)]  # the first request alone, then all the others in one call
+
+
+def test_an_answered_batch_is_not_kept_while_the_batcher_waits():
+    """Between batches the batcher holds none of the last one's rows (an IMDB batch is 16 MB that
+    would stay resident in an idle process)."""
+
+    async def scenario(batcher, model):
+        rows = rows_of(1, 4)
+        kept = weakref.ref(rows)
+        await batcher.submit(rows)
+        del rows
+        gc.collect()
+        assert not batcher._worker.done()  # it waits for the next batch
+        return kept() is None
+
+    assert run(scenario)
 
 
 def test_batches_respect_max_batch_size():

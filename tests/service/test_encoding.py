@@ -108,6 +108,30 @@ def test_coordinates_are_the_sparse_form_of_vectorize():
     assert np.array_equal(dense, text_encoder.vectorize(sequences))
 
 
+@pytest.mark.parametrize("weighting", ["binary", "count"])
+def test_a_batch_is_encoded_alike_in_chunks_of_any_size(monkeypatch, weighting):
+    """Large batches are encoded a chunk of sequences at a time: the same rows, columns and
+    values as all at once, an n-gram never spanning two sequences, errors naming the sequence."""
+    ngrams = [(1,), (4,), (1, 4), (4, 4), (9,)]
+    text_encoder = encoder(
+        features="ngrams", ngram_max=2, dim=5, ngrams=ngrams, weighting=weighting
+    )
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(0, 10, rng.integers(0, 12)).tolist() for _ in range(40)]
+    whole = text_encoder.coordinates(sequences), text_encoder.vectorize(sequences)
+    monkeypatch.setattr("service.encoding._IDS_CHUNK", 5)
+    (rows, columns, values), dense = (
+        text_encoder.coordinates(sequences),
+        text_encoder.vectorize(sequences),
+    )
+    for chunked, expected in zip(
+        (rows, columns, values, dense), (*whole[0], whole[1]), strict=True
+    ):
+        assert np.array_equal(chunked, expected)
+    with pytest.raises(ValueError, match="sequence 37: word ids"):
+        text_encoder.vectorize([*sequences[:37], [1, 10]])
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -293,3 +293,37 @@ def test_two_workers_both_serve(tmp_path):
     finally:
         assert process.terminate() == 0, process.output()
     assert min(work.values()) >= 0.25 * sum(work.values()), f"CPU ticks per worker: {work}"
+
+
+def test_with_workers_the_first_signal_closes_the_listener_and_readiness(tmp_path):
+    """SIGTERM to the supervisor of two workers: from the moment it arrives no new connection is
+    served as ready (the listener closes, or readiness says 503), and a request in flight on
+    either worker is answered."""
+    process = ServerProcess(tmp_path, SERVICE_WORKERS="2").wait_ready()
+    payload = json.dumps(v2_body("boston", sample_rows("boston"))).encode()
+    head, body = raw_request("POST", "/v2/models/boston/infer", payload)
+    try:
+        in_flight = [connect(process.url) for _ in range(4)]  # both workers, most likely
+        for sock in in_flight:
+            sock.sendall(head + body[:10])  # the rest after the signal
+        time.sleep(0.5)  # orders events only: the workers have read the heads
+        process.process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        late = []
+        for _ in range(20):
+            try:
+                with connect(process.url, timeout=5) as sock:
+                    sock.sendall(raw_request("GET", "/v2/health/ready")[0])
+                    late.append(read_response(sock).status)
+            except OSError as error:  # refused, or closed unanswered: not served
+                late.append(type(error).__name__)
+            time.sleep(0.02)
+        for sock in in_flight:
+            sock.sendall(body[10:])
+        answers = [read_response(sock).status for sock in in_flight]
+        code = process.terminate(timeout=60)
+    finally:
+        process.kill()
+    assert 200 not in late, late
+    assert answers == [200] * 4, answers
+    assert code == 0, process.output()

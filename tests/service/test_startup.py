@@ -7,13 +7,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
+import httpx
 import onnxruntime as ort
 import pytest
 
 from service.server import create_app
 from service.settings import Settings, available_cpus
-from tests.service.support import TestClient, copy_repository, newest, run_service, settings
+from tests.service.support import (
+    ServerProcess,
+    TestClient,
+    copy_repository,
+    newest,
+    run_service,
+    settings,
+    versions,
+)
 
 CUDA = "CUDAExecutionProvider"
 needs_no_cuda = pytest.mark.skipif(
@@ -114,6 +124,51 @@ def test_started_from_another_folder_it_says_which_setting_to_set(tmp_path):
     assert line.startswith("cannot start: "), line
     assert f"{tmp_path.resolve() / 'models'} does not exist" in line
     assert "SERVICE_MODEL_REPOSITORY" in line
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_an_empty_admin_key_stops_the_start(tmp_path, key):
+    """Templating often leaves a secret empty: that must not open the repository API."""
+    code, output = run_service(
+        copy_repository(tmp_path / "models", ["boston"]), SERVICE_ADMIN_API_KEY=key
+    )
+    assert code == 1, output
+    (line,) = output.splitlines()
+    assert line.startswith("cannot start: SERVICE_ADMIN_API_KEY: "), line
+
+
+def test_folders_that_are_not_versions_are_skipped_and_named_once(tmp_path):
+    """ "01", "²" and "١" would alias version 1 or fail int(); each is logged once, however often
+    the repository is polled, and the models are served, indexed and polled as before."""
+    root = copy_repository(tmp_path / "models", ["boston"])
+    for name in ("01", "\u00b2", "\u0661", "1_0", "-1"):
+        shutil.copytree(root / "boston" / "1", root / "boston" / name)
+    process = ServerProcess(
+        tmp_path, root, SERVICE_ADMIN_API_KEY="key", SERVICE_POLL_INTERVAL_S="0.1"
+    ).wait_ready()
+    try:
+        index = httpx.post(
+            f"{process.url}/v2/repository/index", headers={"authorization": "Bearer key"}
+        )
+        boston = httpx.get(f"{process.url}/v2/models/boston/versions/1")
+        load = httpx.post(
+            f"{process.url}/v2/repository/models/boston/load",
+            headers={"authorization": "Bearer key"},
+        )
+        time.sleep(1)  # ten polls
+        polled = httpx.get(f"{process.url}/v2/health/ready")
+    finally:
+        code = process.terminate()
+    output = process.output()
+    assert index.status_code == 200, index.text
+    assert sorted(v["version"] for v in index.json()) == sorted(str(v) for v in versions("boston"))
+    assert boston.status_code == 200, boston.text
+    assert load.json()["versions"] == [str(v) for v in versions("boston")], load.text
+    assert polled.status_code == 200
+    assert code == 0, output
+    for name in ("01", "\u00b2", "\u0661", "1_0", "-1"):
+        assert output.count(f"skipped {root / 'boston' / name}:") == 1, output
+    assert "Traceback" not in output, output
 
 
 def test_a_model_without_versions_stops_the_start(tmp_path):

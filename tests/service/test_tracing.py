@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from loadtest.otlp_receiver import OtlpReceiver
+from loadtest.harness.otlp_receiver import OtlpReceiver
 from service import tracing
 from service.server import create_app
 from tests.service.support import (

@@ -2,6 +2,8 @@
 publish, then `trainer evaluate` and `trainer export` on what it published."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -293,3 +295,17 @@ def test_the_same_data_from_another_file_of_the_book_is_not_other_data():
     assert publish.data_source(own) == publish.data_source(moved) != publish.data_source(raw)
     assert publish.describe_source(own) == "reviews.jsonl"
     assert publish.describe_source(raw) == "the book's dataset"
+
+
+def test_a_published_version_is_readable_by_other_users(synthetic_data_dir, tmp_path):
+    """The service runs as another user than the trainer (the images' uid 10001): folders 0755,
+    files 0644 even under a strict umask (mkdtemp's staging folder is 0700)."""
+    old = os.umask(0o077)
+    try:
+        assert train(synthetic_data_dir, tmp_path, "boston") == 0
+    finally:
+        os.umask(old)
+    folder = tmp_path / "boston" / "1"
+    modes = {path: stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.rglob("*")]}
+    assert {path for path, mode in modes.items() if path.is_dir() and mode != 0o755} == set()
+    assert {path for path, mode in modes.items() if path.is_file() and mode != 0o644} == set()

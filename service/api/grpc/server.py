@@ -7,7 +7,7 @@ request-streaming with no deserializer, so grpcio hands over the call before its
 message as bytes. grpcio would otherwise receive and parse every message before any handler runs
 (100 calls of 8 MiB: 1.4 GB); its flow-control window stays at 64 KiB per call while the call
 waits (BDP probing off: it would grow the window to the message's size), so a call waiting for
-memory holds next to nothing (`python -m loadtest.memory_benchmark`).
+memory holds next to nothing (`python -m loadtest memory`).
 
 Shutdown: when the data plane begins to drain (SIGTERM), health turns NOT_SERVING and new calls
 are answered UNAVAILABLE (which clients retry) while those in flight are answered; the listener

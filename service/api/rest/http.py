@@ -126,7 +126,9 @@ class HttpProtocol(HttpToolsProtocol):
         self.idle_since: float | None = None
         self.headers_since: float | None = None
         self.draining = False
+        self.lingering = False  # refused: what arrives is dropped until the connection closes
         self.head_bytes = 0  # of the request whose head is being read
+        self.head_fields_bytes = 0  # its request line and headers, as the parser read them
         self.head_refusal: tuple[int, str] | None = None  # why the parser was stopped
 
     @property
@@ -145,7 +147,7 @@ class HttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, reason: str, field: str | None = None) -> None:
         """Answers a request whose head never completed or could not be read, in the service's
         error shape with a request id of its own, then closes."""
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self.lingering:
             return
         message = f"{field}: {reason}" if field else reason
         body = json.dumps({"error": message, "details": [{"field": field, "reason": reason}]})
@@ -155,7 +157,20 @@ class HttpProtocol(HttpToolsProtocol):
             f"x-request-id: {os.urandom(16).hex()}\r\n{retry}content-length: {len(body)}\r\n"
             f"connection: close\r\n\r\n{body}".encode()
         )
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Ends a connection after a refusal without resetting it: closing a socket with bytes
+        still unread makes the kernel send a reset, which can destroy the answer before the
+        client reads it (a client still sending its 10 MiB header would never see the 431).
+        The answer and the end of the stream go out at once; what the client still sends is
+        dropped, unparsed and unkept, for up to `LINGER_S`; then the connection closes."""
+        self.lingering = True
+        self.headers_since = self.idle_since = None
+        self.transport.flush()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._arm(LINGER_S, self.transport.close)
 
     def _dataplane(self):
         return self.app_state.get("dataplane")
@@ -165,8 +180,9 @@ class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.transport = CorkedTransport(transport, self.loop)
-        if self.draining:
-            self._finish()
+        dataplane = self._dataplane()
+        if self.draining or (dataplane is not None and dataplane.drain_deadline is not None):
+            self._finish()  # accepted after the signal, before uvicorn closed the listener
         else:
             self.idle_since = self.loop.time()
             _watch(self)
@@ -180,18 +196,37 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
         if self.cycle is None or self.cycle.response_complete or self.reading_headers:
             self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
         super().data_received(data)
         if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
             self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
 
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         if len(self.headers) > self.config.max_headers:
-            # Stops the parser: uvicorn answers what it raises with send_400_response (below).
-            self.head_refusal = (431, f"more than {self.config.max_headers} headers")
-            raise HeadTooLargeError
+            self._stop_parser(f"more than {self.config.max_headers} headers")
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        """A head that arrived whole in one read: counted as the parser reads it (the count of
+        bytes received, below, is for a head that is still arriving)."""
+        self.head_fields_bytes += size
+        if self.head_fields_bytes > self.config.max_header_bytes:
+            self._stop_parser(
+                f"the request line and headers exceed {self.config.max_header_bytes} bytes"
+            )
+
+    def _stop_parser(self, reason: str) -> None:
+        # uvicorn answers what the parser callbacks raise with send_400_response (below).
+        self.head_refusal = (431, reason)
+        raise HeadTooLargeError
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what the parser refused, in the service's error shape."""
@@ -206,6 +241,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.head_fields_bytes = 0
         self.idle_since = None
         self.headers_since = self.loop.time()
 
@@ -269,6 +305,7 @@ class HttpProtocol(HttpToolsProtocol):
             self._refuse(503, "the service is shutting down; send the request again")
 
 
+LINGER_S = 2.0
 REFUSALS = {
     400: "Bad Request",
     408: "Request Timeout",

@@ -1,0 +1,1 @@
+"""What the load tests share: servers, load generators, bodies, measuring, reports."""
