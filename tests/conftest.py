@@ -46,7 +46,7 @@ def real_data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(
             f"real-data test: TRAINER_DATA_DIR={value} is not a folder (no dataset files beside "
-            "this clone; README's Data section says which files to put there)"
+            "this clone; docs/trainer.md#data says which files to put there)"
         )
     return path
 
