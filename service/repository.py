@@ -115,6 +115,16 @@ class Gate(_Strict):
     tolerance: float = Field(description="relative: how much worse than `previous` is accepted")
     passed: bool
     forced: bool = False
+    judged_on: dict[str, str] = Field(
+        default_factory=dict,
+        description="the data files (name → sha256) whose test rows both figures were scored on",
+    )
+    test_rows: int | None = Field(None, description="how many test rows that was")
+    other_data: bool = Field(
+        False,
+        description="trained on other data than `previous_version`, and published only because "
+        "the trainer was told to (--allow-other-data)",
+    )
 
 
 class ModelConfig(_Strict):

@@ -17,6 +17,11 @@ MODELS = REPO / "models"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The real data's folder is for the real-data tests alone, through `real_data_dir`: taken out of
+# the environment here, so that no other test (nor the trainer or service it starts) inherits it,
+# and none depends on whether the folder exists beside the clone.
+REAL_DATA_DIR = os.environ.pop("TRAINER_DATA_DIR", None)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def trainer_cache_dir(tmp_path_factory) -> Path:
@@ -29,8 +34,9 @@ def trainer_cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    """$TRAINER_DATA_DIR, the trainer's own option; the test skips where it is not set."""
-    value = os.environ.get("TRAINER_DATA_DIR")
+    """$TRAINER_DATA_DIR as pytest started, the trainer's own option; the test skips where it is
+    not set or not a folder."""
+    value = REAL_DATA_DIR
     if not value:
         pytest.skip(
             "real-data test: set TRAINER_DATA_DIR to the folder with the Keras dataset files "
@@ -38,7 +44,10 @@ def real_data_dir() -> Path:
         )
     path = Path(value).resolve()
     if not path.is_dir():
-        pytest.skip(f"real-data test: TRAINER_DATA_DIR={value} is not a folder")
+        pytest.skip(
+            f"real-data test: TRAINER_DATA_DIR={value} is not a folder (no dataset files beside "
+            "this clone; docs/trainer.md#data says which files to put there)"
+        )
     return path
 
 

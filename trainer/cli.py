@@ -62,8 +62,15 @@ def parser() -> argparse.ArgumentParser:
     sources = argparse.ArgumentParser(add_help=False)
     sources.add_argument(
         "--data-dir",
-        help="folder with the Keras dataset files (default: $TRAINER_DATA_DIR; "
-        "without either, Keras downloads them); text models' own files use its word index",
+        help="folder with the Keras dataset files (default: $TRAINER_DATA_DIR): imdb: "
+        "aclImdb.tar.gz or imdb.npz, and imdb_word_index.json; reuters: reuters.npz and "
+        "reuters_word_index.json; boston: boston_housing.npz. Text models' own files use its "
+        "word index",
+    )
+    sources.add_argument(
+        "--download",
+        action="store_true",
+        help="without a data directory, let Keras download the files it needs (internet)",
     )
     own = sources.add_argument_group(
         "your own data (one model at a time)",
@@ -97,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--force", action="store_true", help="publish even if the gate refuses (recorded)"
+    )
+    train.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="publish a model trained on other data than the version it would replace, judged "
+        "on its own data's test rows only (recorded)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -146,6 +159,7 @@ def _names(args) -> tuple[str, ...]:
 
 
 def _train(args, data_dir, own) -> int:
+    data.check_sources(_names(args), data_dir, own, args.download)  # every model's, first
     from rich.console import Console
 
     from trainer.report import Row, TrainingLog, progress_bars, summary
@@ -157,6 +171,7 @@ def _train(args, data_dir, own) -> int:
         version = args.version or publish.next_version(args.out, name)
         publish.check_free(args.out, name, version)
         dataset = data.load(name, data_dir, own)  # every row checked before anything trains
+        data.check_trainable(dataset, own)  # and enough of them
         module = importlib.import_module(f"trainer.{name}")  # TensorFlow, from here on
         from trainer.release import release
 
@@ -185,11 +200,12 @@ def _train(args, data_dir, own) -> int:
                 force=args.force,
                 log=log,
                 started=started,
+                allow_other_data=args.allow_other_data,
             )
-            gate, shown_version = released.gate, str(version)
+            gate, shown_version, verdict = released.gate, str(version), released.gate.verdict
             outcome, style = f"{name}: published {released.folder} ({gate.describe()})", None
         except publish.GateRefusedError as error:
-            gate, shown_version, refused = error.gate, "—", True
+            gate, shown_version, verdict, refused = error.gate, "—", error.verdict, True
             outcome, style = f"{name}: {error}", "red"
         finally:
             if progress is not None:
@@ -206,7 +222,7 @@ def _train(args, data_dir, own) -> int:
                 previous="—"
                 if gate.previous_version is None
                 else f"v{gate.previous_version} {gate.previous:.4f}",
-                outcome=gate.verdict,
+                outcome=verdict,
                 seconds=time.monotonic() - started,
             )
         )
@@ -218,6 +234,7 @@ def _evaluate(args, data_dir, own) -> int:
     folders = {
         name: publish.version_folder(args.models, name, args.version) for name in _names(args)
     }
+    data.check_sources(_names(args), data_dir, own, args.download)
     from service.repository import read_config
     from trainer.evaluate import score_version
 
@@ -242,6 +259,7 @@ def _evaluate(args, data_dir, own) -> int:
 def _export(args, data_dir, own) -> int:
     for name in _names(args):
         publish.version_folder(args.models, name, args.version)
+    data.check_sources(_names(args), data_dir, own, args.download)
     from trainer.export import reexport
 
     for name in _names(args):

@@ -1,7 +1,9 @@
 """The data a model is trained and tested on: the book's datasets or the user's own files.
 
 The book's: the files behind `keras.datasets`, read from a data directory with the same splits and
-encodings as Keras, or through Keras's own loaders where no data directory is given. A data
+encodings as Keras, or through Keras's own loaders where no data directory is given and the
+user asks for a download (`--download`; without it, `check_sources` says which files to put
+where). A data
 directory holds the files that Keras downloads (`reuters.npz`, `boston_housing.npz`, the word
 indexes, and `imdb.npz`) or, for IMDB, the raw Large Movie Review Dataset (`aclImdb.tar.gz`) that
 Keras's `imdb.npz` was made from; raw reviews are encoded with `service.encoding` so that the result
@@ -83,7 +85,8 @@ class TabularDataset:
 
 
 def resolve_data_dir(option: str | os.PathLike | None) -> Path | None:
-    """The data directory: the option, else $TRAINER_DATA_DIR, else None (Keras downloads)."""
+    """The data directory: the option, else $TRAINER_DATA_DIR, else None (then only `--download`
+    lets Keras fetch the files; see `check_sources`)."""
     chosen = option if option is not None else os.environ.get(DATA_DIR_ENV) or None
     if chosen is None:
         return None
@@ -94,13 +97,48 @@ def resolve_data_dir(option: str | os.PathLike | None) -> Path | None:
     return path
 
 
+# The book's files each model reads from a data directory (IMDB: the raw reviews or Keras's npz).
+BOOK_FILES = {
+    "imdb": ("aclImdb.tar.gz (or imdb.npz)", "imdb_word_index.json"),
+    "reuters": ("reuters.npz", "reuters_word_index.json"),
+    "boston": ("boston_housing.npz",),
+}
+
+
+def files_needed(name: str, own: OwnFiles | None) -> tuple[str, ...]:
+    """The book's files a model needs from the data directory: all of them for the book's dataset,
+    only the word index for own texts (their words are encoded with it), none for own houses."""
+    if own is None:
+        return BOOK_FILES[name]
+    return () if name == "boston" else (f"{name}_word_index.json",)
+
+
+def check_sources(
+    names: Sequence[str], data_dir: Path | None, own: OwnFiles | None, download: bool
+) -> None:
+    """Before anything trains or TensorFlow loads: without a data directory, the files each model
+    needs and where to put them (Keras downloads them only when asked, with `download`)."""
+    if data_dir is not None or download:
+        return
+    needed = {name: files_needed(name, own) for name in names}
+    needed = {name: files for name, files in needed.items() if files}
+    if needed:
+        listed = "; ".join(f"{name}: {', '.join(files)}" for name, files in needed.items())
+        raise DataError(
+            f"no data directory: put the Keras dataset files ({listed}) in one folder and pass "
+            f"--data-dir FOLDER or set ${DATA_DIR_ENV}=FOLDER, or add --download to let Keras "
+            "download them (needs internet)"
+        )
+
+
 def checked_file(data_dir: Path, name: str) -> tuple[Path, str]:
     """The path of a dataset file and its sha256, after checking it against the known one."""
     path = data_dir / name
     if not path.is_file():
         raise DataError(
             f"{path} is missing: copy the Keras dataset file {name} into {data_dir}, or run without "
-            f"--data-dir/${DATA_DIR_ENV} on a machine with internet to let Keras download it"
+            f"--data-dir/${DATA_DIR_ENV} and with --download on a machine with internet to let "
+            "Keras download it"
         )
     digest = sha256_of(path)
     if digest != SHA256[name]:
@@ -420,6 +458,61 @@ def _keras_cache_hashes(names: list[str]) -> dict[str, str]:
 
 
 TEXT_LABELS = {"imdb": IMDB_LABELS, "reuters": REUTERS_LABELS}  # own files name these
+
+# What training on the user's own files needs at the least, checked before TensorFlow loads
+# (`check_trainable`).
+MIN_ROWS_PER_CLASS = 10  # training rows of each label: as many as the book's rarest Reuters topic
+MIN_CLASSES = 2
+MIN_HOUSES = 20  # Boston's training rows: its K-fold validation needs a few in each of 4 folds
+MIN_TEST_ROWS = 5
+# A recipe's hold-out is at most this share of the training rows (the book's share for IMDB:
+# 10,000 of 25,000 reviews), so that small files keep rows to fit on.
+MAX_HOLD_OUT_SHARE = 0.4
+
+
+def hold_out_size(wanted: int, rows: int) -> int:
+    """The validation rows of a hold-out plan: the recipe's number, or `MAX_HOLD_OUT_SHARE` of the
+    training rows where that is fewer (the book's datasets keep the recipe's number)."""
+    return max(1, min(wanted, int(rows * MAX_HOLD_OUT_SHARE)))
+
+
+def check_trainable(dataset: TextDataset | TabularDataset, own: OwnFiles | None) -> None:
+    """The user's own files have enough rows to train and test on, before TensorFlow loads: the
+    error names the file, what it has and what is needed, in one line. (The book's datasets
+    have: their rarest label, a Reuters topic, has `MIN_ROWS_PER_CLASS` training rows.)"""
+    if own is None or own.train is None:
+        return
+    train_source = own.train
+    test_source = own.test or f"{own.train} (its held-out share {own.test_share:g})"
+    if isinstance(dataset, TabularDataset):
+        if len(dataset.y_train) < MIN_HOUSES:
+            raise DataError(
+                f"{train_source}: {len(dataset.y_train)} training rows, fewer than the "
+                f"{MIN_HOUSES} Boston needs; add rows"
+            )
+    else:
+        labels = TEXT_LABELS[dataset.name]
+        counts = np.bincount(dataset.y_train, minlength=len(labels))
+        present = {labels[i]: int(n) for i, n in enumerate(counts) if n}
+        if len(present) < MIN_CLASSES:
+            raise DataError(
+                f"{train_source}: the training rows have {len(present)} label(s) "
+                f"({', '.join(present) or 'none'}); a classifier needs at least {MIN_CLASSES}"
+            )
+        few = sorted((n, label) for label, n in present.items() if n < MIN_ROWS_PER_CLASS)
+        if few:
+            shown = ", ".join(f"{label!r} {n}" for n, label in few[:5])
+            shown += f", and {len(few) - 5} more" if len(few) > 5 else ""
+            raise DataError(
+                f"{train_source}: too few training rows of {len(few)} label(s) ({shown}) of "
+                f"{len(dataset.y_train)}; each label needs at least {MIN_ROWS_PER_CLASS}: "
+                "add rows or leave the label out"
+            )
+    if len(dataset.y_test) < MIN_TEST_ROWS:
+        raise DataError(
+            f"{test_source}: {len(dataset.y_test)} test rows, fewer than the {MIN_TEST_ROWS} "
+            "needed to judge a model; give a larger test file or test share"
+        )
 
 
 @dataclass(frozen=True)

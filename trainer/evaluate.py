@@ -94,7 +94,14 @@ def input_batches(
 def score_version(
     folder: Path, config: ModelConfig, dataset: data.TextDataset | data.TabularDataset
 ) -> dict[str, float]:
-    """The version's test metrics. Text rows are encoded in a thread while onnxruntime runs the
+    """The version's test metrics."""
+    return score(config.task, dataset.y_test, predict_version(folder, config, dataset))
+
+
+def predict_version(
+    folder: Path, config: ModelConfig, dataset: data.TextDataset | data.TabularDataset
+) -> np.ndarray:
+    """The version's outputs on the test rows. Text rows are encoded in a thread while onnxruntime runs the
     batch before on one thread: on 2 cores, faster than running each in turn on both (and no
     slower where other processes load the cores)."""
     if isinstance(dataset, data.TabularDataset):
@@ -102,8 +109,7 @@ def score_version(
     else:
         # one batch in use, one queued, one being written: 3 buffers
         batches = ahead(input_batches(config, folder, dataset, buffers=3))
-    outputs = run_onnx(onnx_session(folder / ONNX_FILE, threads=1), batches)
-    return score(config.task, dataset.y_test, outputs)
+    return run_onnx(onnx_session(folder / ONNX_FILE, threads=1), batches)
 
 
 def evaluate(

@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
+from trainer.data import hold_out_size
 from trainer.report import Phase, TrainingLog
 from trainer.sparse import Inputs, SparseRows, rows_except, rows_of
 
@@ -23,7 +24,8 @@ from matplotlib.ticker import MaxNLocator
 @dataclass(frozen=True)
 class HoldOut:
     """Validate on the first `validation_size` training rows (as the book does) while fitting on
-    the rest, then fit the final model on all training rows for the chosen number of epochs."""
+    the rest, then fit the final model on all training rows for the chosen number of epochs.
+    Small files hold out a share of their rows instead (`trainer.data.hold_out_size`)."""
 
     validation_size: int
     epochs: int
@@ -148,8 +150,9 @@ def best_epoch(history: dict[str, list[float]], monitor: str, window: int = 1) -
 
 
 def _hold_out(build, x, y, plan: HoldOut, seed: int, log: TrainingLog):
-    n = plan.validation_size
-    phase = log.phase(f"validation on {n} held-out rows", plan.epochs)
+    n = hold_out_size(plan.validation_size, len(y))  # small files: a share of their rows
+    scaled = "" if n == plan.validation_size else f" (the recipe's {plan.validation_size}, scaled)"
+    phase = log.phase(f"validation on {n} held-out rows{scaled}", plan.epochs)
     callbacks: list[keras.callbacks.Callback] = [EpochReport(phase)]
     if plan.patience is not None:
         callbacks.append(

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from service.repository import (
     list_versions,
     read_config,
 )
+from trainer.data import SHA256
 from trainer.sparse import Inputs
 
 if TYPE_CHECKING:  # only named here: the gate and evaluate must not import TensorFlow
@@ -75,6 +76,9 @@ class Gate:
     tolerance: float  # relative: how much worse than `previous` is still accepted
     passed: bool
     forced: bool = False
+    judged_on: dict[str, str] = field(default_factory=dict)  # the test rows' files → sha256
+    test_rows: int | None = None
+    other_data: bool = False  # trained on other data than `previous_version`
 
     @property
     def verdict(self) -> str:
@@ -86,16 +90,70 @@ class Gate:
         return (
             f"{self.metric} {self.candidate:.4f} against {self.previous:.4f} of version "
             f"{self.previous_version} on the same test set (tolerance {self.tolerance:.1%})"
+            + (", trained on other data" if self.other_data else "")
         )
 
 
 class GateRefusedError(PublishError):
-    def __init__(self, gate: Gate, kept: Path):
+    """The gate kept a new version back; its staging folder stays for inspection."""
+
+    verdict = "refused"
+
+    def __init__(self, gate: Gate, kept: Path, message: str | None = None):
         super().__init__(
-            f"not published: {gate.describe()} is worse by more than the tolerance; the trained "
-            f"model is kept in {kept} for inspection; --force publishes it anyway"
+            message
+            or f"not published: {gate.describe()} is worse by more than the tolerance; the "
+            f"trained model is kept in {kept} for inspection; --force publishes it anyway"
         )
         self.gate, self.kept = gate, kept
+
+
+class UnchangedError(GateRefusedError):
+    """The candidate answers the test rows exactly as the newest version does: nothing new to
+    serve (its staging folder is removed)."""
+
+    verdict = "unchanged"
+
+    def __init__(self, gate: Gate, kept: Path):
+        super().__init__(
+            gate,
+            kept,
+            f"not published: its predictions on the {gate.test_rows} test rows equal version "
+            f"{gate.previous_version}'s exactly (the same data, recipe and seed make the same "
+            "model); nothing new to serve",
+        )
+
+
+class OtherDataError(GateRefusedError):
+    """Trained on other data than the version it would replace, without --allow-other-data."""
+
+    verdict = "other data"
+
+    def __init__(self, gate: Gate, kept: Path, trained_on: str, previous_trained_on: str):
+        super().__init__(
+            gate,
+            kept,
+            f"not published: trained on {trained_on}, version {gate.previous_version} on "
+            f"{previous_trained_on}, and judged only on the test rows of {trained_on} "
+            f"({gate.describe()}); the trained model is kept in {kept} for inspection; "
+            "--allow-other-data publishes it",
+        )
+
+
+BOOK_DATA = "the book's dataset"
+
+
+def data_source(files: dict[str, str]) -> frozenset[str]:
+    """What a version was trained on, as the gate compares versions: the book's dataset where all
+    its files are the book's (known by their sha256, wherever they were read from: imdb.npz and
+    aclImdb.tar.gz are the same reviews), else the sha256 of the user's own files."""
+    own = frozenset(sha for name, sha in files.items() if SHA256.get(Path(name).name) != sha)
+    return own or frozenset({BOOK_DATA})
+
+
+def describe_source(files: dict[str, str]) -> str:
+    own = [Path(name).name for name, sha in files.items() if SHA256.get(Path(name).name) != sha]
+    return ", ".join(own) if own else BOOK_DATA
 
 
 def gate(
@@ -105,6 +163,10 @@ def gate(
     previous: float | None,
     tolerance: float,
     force: bool,
+    *,
+    judged_on: dict[str, str] | None = None,
+    test_rows: int | None = None,
+    other_data: bool = False,
 ) -> Gate:
     higher_is_better = metric != "mae"
     passed = previous is None or (
@@ -113,7 +175,17 @@ def gate(
         else candidate <= previous * (1 + tolerance)
     )
     return Gate(
-        metric, higher_is_better, candidate, previous_version, previous, tolerance, passed, force
+        metric,
+        higher_is_better,
+        candidate,
+        previous_version,
+        previous,
+        tolerance,
+        passed,
+        force,
+        judged_on=dict(judged_on or {}),
+        test_rows=test_rows,
+        other_data=other_data,
     )
 
 
@@ -149,12 +221,16 @@ def check_free(models_dir: Path, name: str, version: int) -> None:
 @contextmanager
 def staging(models_dir: Path, name: str) -> Iterator[Path]:
     """A scratch folder beside the model's versions. `publish` moves it into place; a version the
-    gate refused stays for inspection; anything else that stops the run removes it."""
+    gate refused stays for inspection (but one equal to the newest); anything else that stops the
+    run removes it."""
     parent = models_dir / name
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
     try:
         yield folder
+    except UnchangedError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     except GateRefusedError:
         raise
     except BaseException:

@@ -12,9 +12,11 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+import numpy as np
+
 from service.repository import CURVES_FILE, Metrics, ModelConfig, Training, read_config
 from trainer import data, export, publish
-from trainer.evaluate import score, score_version
+from trainer.evaluate import predict_version, score
 from trainer.fit import plot_curves
 from trainer.publish import Candidate, Gate
 from trainer.report import LOG_FILE, TrainingLog
@@ -42,9 +44,15 @@ def release(
     force: bool,
     log: TrainingLog,
     started: float,
+    allow_other_data: bool = False,
 ) -> Released:
     """Exports the candidate into a staging folder and publishes it as `version` if it passes
-    parity and the gate; `publish.GateRefusedError` keeps the staging folder for inspection."""
+    parity and the gate; `publish.GateRefusedError` keeps the staging folder for inspection.
+
+    The gate, against the newest published version scored on the same test rows: a candidate
+    that predicts them exactly as that version does is not published (`UnchangedError`); one
+    trained on other data than that version only with `allow_other_data` (`OtherDataError`); one
+    that scores worse by more than `tolerance` only with `force`."""
     serving, fitted = candidate.serving, candidate.fitted
     with publish.staging(models_dir, name) as folder:
         parity, outputs = export.export_model(
@@ -87,13 +95,36 @@ def release(
             export=export.export_info(parity),
         )
         previous_version = publish.newest_version(models_dir, name)
-        previous = None
+        previous = previous_outputs = None
+        other_data = False
         if previous_version is not None:
             previous_folder = models_dir / name / str(previous_version)
-            previous_scores = score_version(previous_folder, read_config(previous_folder), dataset)
-            previous = previous_scores[metric]
-        passed = publish.gate(metric, test[metric], previous_version, previous, tolerance, force)
+            previous_config = read_config(previous_folder)
+            previous_outputs = predict_version(previous_folder, previous_config, dataset)
+            previous = score(serving.task, dataset.y_test, previous_outputs)[metric]
+            trained_on = previous_config.training.data_files
+            other_data = publish.data_source(dataset.files) != publish.data_source(trained_on)
+        passed = publish.gate(
+            metric,
+            test[metric],
+            previous_version,
+            previous,
+            tolerance,
+            force,
+            judged_on=dataset.files,
+            test_rows=len(dataset.y_test),
+            other_data=other_data,
+        )
         publish.write_config(folder, config, passed)
+        if previous_outputs is not None and np.array_equal(previous_outputs, outputs):
+            raise publish.UnchangedError(passed, folder)
+        if other_data and not allow_other_data:
+            raise publish.OtherDataError(
+                passed,
+                folder,
+                publish.describe_source(dataset.files),
+                publish.describe_source(previous_config.training.data_files),
+            )
         if not (passed.passed or force):
             raise publish.GateRefusedError(passed, folder)
         target = publish.publish(folder, config, models_dir)

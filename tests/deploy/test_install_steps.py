@@ -64,11 +64,16 @@ def _build_context(dockerfile: Path, root: Path) -> Path:
     raise AssertionError(f"{dockerfile.name} installs nothing with pip")
 
 
-def _image_install(dockerfile: Path, root: Path) -> str:
-    """The requirement the image's `pip install` names, /src being its build context here."""
+def _image_install(dockerfile: Path, root: Path) -> list[str]:
+    """The arguments of the image's `pip install` (a constraints file, if it names one, and the
+    requirement), /src being its build context here."""
     (command,) = [rest for key, rest in instructions(dockerfile) if key == "RUN" and "pip " in rest]
-    (requirement,) = re.findall(r'pip install --no-cache-dir "/src(\[\w+\])"', command)
-    return f"{_build_context(dockerfile, root)}{requirement}"
+    ((constraints, requirement),) = re.findall(
+        r'pip install --no-cache-dir (?:(?:-c|--constraint) (/src/\S+) )?"/src(\[\w+\])"', command
+    )
+    src = _build_context(dockerfile, root)
+    given = ["-c", str(src / constraints.removeprefix("/src/"))] if constraints else []
+    return [*given, f"{src}{requirement}"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,7 @@ def serve_venv(tmp_path_factory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     requirement = _image_install(DOCKER / "service.Dockerfile", root)
-    result = _pip(venv, "install", "--quiet", requirement)
+    result = _pip(venv, "install", "--quiet", *requirement)
     assert result.returncode == 0, result.stdout + result.stderr
     return venv
 
@@ -163,7 +168,7 @@ def test_the_train_extra_resolves(serve_venv, tmp_path):
         "--quiet",
         "--report",
         "-",
-        _image_install(DOCKER / "trainer.Dockerfile", tmp_path),
+        *_image_install(DOCKER / "trainer.Dockerfile", tmp_path),
     )
     assert result.returncode == 0, result.stderr
     names = {  # normalised as PEP 503 says: tensorflow_cpu's metadata spells it with "_"
@@ -194,3 +199,80 @@ def test_the_gpu_extra_resolves_onnxruntime_gpu_for_the_image(tmp_path):
     assert result.returncode == 0, result.stderr
     (item,) = json.loads(result.stdout)["install"]
     assert item["metadata"]["name"] == "onnxruntime-gpu"
+
+
+# README's install commands and CI: the lock (requirements/constraints.txt) and the stock pip.
+
+LOCK = REPO / "requirements" / "constraints.txt"
+LOCKED_EXTRAS = ("train", "serve", "clients", "dev", "loadtest")  # requirements/compile.sh's
+
+
+def _locked() -> dict[str, list[tuple[str, str]]]:
+    """name → [(version, marker)] of the lock, names normalised as PEP 503 says."""
+    pins: dict[str, list[tuple[str, str]]] = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith(("#", " ")):
+            requirement, _, marker = line.partition(" ; ")
+            name, version = requirement.split("==")
+            pins.setdefault(re.sub(r"[-_.]+", "-", name).lower(), []).append((version, marker))
+    return pins
+
+
+def test_the_lock_pins_every_requirement_of_the_locked_extras_within_pyproject():
+    """requirements/constraints.txt is up to date: every requirement of pyproject.toml's locked
+    extras is pinned (==) to a version its specifier allows, for Python 3.11 (rerun
+    requirements/compile.sh after changing pyproject.toml)."""
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    script = (REPO / "requirements" / "compile.sh").read_text()
+    assert all(f"--extra {extra}" in script for extra in LOCKED_EXTRAS)
+    extras = project["optional-dependencies"]
+    assert set(extras) - set(LOCKED_EXTRAS) == {"gpu"}  # a new extra: lock it too
+    pins = _locked()
+    environment = {"python_full_version": "3.11.7", "python_version": "3.11"}
+    for text in [*project["dependencies"], *(r for e in LOCKED_EXTRAS for r in extras[e])]:
+        requirement = Requirement(text)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pins, f"{name} is not in {LOCK.name}: run requirements/compile.sh"
+        versions = [v for v, m in pins[name] if not m or Marker(m).evaluate(environment)]
+        assert len(versions) == 1, (name, pins[name])
+        assert requirement.specifier.contains(versions[0], prereleases=True), (text, versions)
+
+
+def test_readmes_commands_install_with_the_lock_and_ci_runs_them_on_the_stock_pip():
+    block = re.search(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    serve, tests = [line for line in block.splitlines() if line.startswith("python3 -m venv ")]
+    assert '.venv/bin/pip install -c requirements/constraints.txt -e ".[serve]" && ' in serve
+    assert serve.endswith(" && .venv/bin/service")
+    assert '-c requirements/constraints.txt -e ".[train,serve,dev]" && ' in tests
+    assert tests.endswith(" && TRAINER_DATA_DIR=../shared/data .venv/bin/pytest")
+    ci = (REPO / ".ci" / "run").read_text()
+    commands = [line.split("#")[0] for line in ci.splitlines()]
+    # The project is installed by README's commands only (CI's own tools may be pip-installed
+    # after them), and pip is never upgraded: a newcomer's pip must do.
+    assert [line for line in commands if re.search(r"pip install.*(\.\[|-e )", line)] == []
+    assert [line for line in commands if re.search(r"pip.* (-U|--upgrade)\b.*\bpip\b", line)] == []
+    assert ci.count('timed_install "${README_COMMANDS[') == 2
+
+
+def test_clients_install_beside_the_service_without_breaking_it(serve_venv):
+    """README's gRPC example installs tritonclient[grpc] into the service's environment: protobuf
+    stays where `serve` put it, and the service's gRPC modules still import (a protobuf older than
+    the one their messages were built with stops the service with a VersionError)."""
+
+    def versions() -> dict[str, str]:
+        listed = _pip(serve_venv, "list", "--format", "json")
+        return {item["name"].lower(): item["version"] for item in json.loads(listed.stdout)}
+
+    before = versions()
+    result = _pip(serve_venv, "install", "--quiet", "tritonclient[grpc]")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = versions()
+    assert "tritonclient" in after
+    assert {name: after[name] for name in before} == before  # nothing changed, nothing removed
+    result = _python(
+        serve_venv, "import service.server, service.api.grpc.server, tritonclient.grpc"
+    )
+    assert result.returncode == 0, result.stderr

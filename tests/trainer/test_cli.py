@@ -106,3 +106,27 @@ def test_a_missing_version_is_reported_before_any_heavy_import(tmp_path):
     result = imports_after(["evaluate", "boston", "--models", str(tmp_path), "--version", "7"])
     assert result.stdout.splitlines()[-1] == f"{EXIT_REPOSITORY} []"
     assert "does not exist" in result.stderr
+
+
+def test_without_a_data_directory_it_says_which_files_go_where_and_downloads_nothing():
+    """No --data-dir, no $TRAINER_DATA_DIR (tests/conftest.py takes it out of the environment):
+    one line naming the files and the options, before Keras (which would download) is imported."""
+    result = imports_after(["train", "all"])
+    assert result.stdout.splitlines()[-1] == f"{EXIT_DATA} []"
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        "trainer: error: no data directory: put the Keras dataset files (imdb: aclImdb.tar.gz "
+        "(or imdb.npz), imdb_word_index.json; reuters: reuters.npz, reuters_word_index.json; "
+        "boston: boston_housing.npz) in one folder and pass --data-dir FOLDER or set "
+        "$TRAINER_DATA_DIR=FOLDER, or add --download to let Keras download them (needs internet)"
+    )
+
+
+def test_own_texts_need_only_the_word_index_and_own_houses_nothing(tmp_path):
+    result = trainer("train", "reuters", "--train-file", str(tmp_path / "news.jsonl"))
+    assert result.returncode == EXIT_DATA
+    assert "(reuters: reuters_word_index.json)" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = trainer("train", "boston", "--train-file", str(tmp_path / "houses.csv"))
+    assert result.returncode == EXIT_DATA
+    assert result.stderr.strip() == f"trainer: error: {tmp_path / 'houses.csv'} does not exist"

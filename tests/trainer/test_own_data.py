@@ -2,15 +2,19 @@
 models, CSV of the 13 named columns and the price for Boston; bad files stop before training."""
 
 import csv
+import dataclasses
 import json
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
 from service.catalog import BOSTON_FEATURES
 from service.repository import read_config
-from trainer import data
+from trainer import data, imdb
 from trainer.cli import EXIT_DATA, EXIT_USAGE, main
 
 COLUMNS = [*data.BOSTON_COLUMNS, "price"]
@@ -155,3 +159,109 @@ def test_own_files_are_for_one_model(tmp_path, capsys):
         main(["train", "all", "--train-file", str(path)])
     assert exit_.value.code == EXIT_USAGE
     assert "one model, not all" in capsys.readouterr().err
+
+
+def trainer_with_files_of(data_dir, argv: list[str]):
+    """`main(argv)` in a fresh interpreter that accepts the synthetic files' checksums (as
+    `synthetic_data_dir` does in this one): its exit code, stderr, and whether TensorFlow or
+    Keras was imported."""
+    checksums = {path.name: data.sha256_of(path) for path in data_dir.iterdir()}
+    script = textwrap.dedent(f"""
+        import sys
+        from trainer import data
+        from trainer.cli import main
+        data.SHA256.update({checksums!r})
+        code = main({argv!r})
+        print(code, sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+    """)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+
+
+def write_reviews(path, labels):
+    words = {"positive": "a wonderful moving film", "negative": "a dull awful film"}
+    path.write_text(
+        "".join(json.dumps({"text": words[label], "label": label}) + "\n" for label in labels)
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("train_labels", "message"),
+    [
+        (
+            ["positive"] * 30 + ["negative"] * 4,
+            "few.jsonl: too few training rows of 1 label(s) ('negative' 4) of 34; each label "
+            "needs at least 10: add rows or leave the label out",
+        ),
+        (
+            ["positive"] * 30,
+            "few.jsonl: the training rows have 1 label(s) (positive); a classifier needs at "
+            "least 2",
+        ),
+    ],
+)
+def test_too_few_rows_of_a_label_stop_in_one_line_before_tensorflow(
+    synthetic_files, tmp_path, train_labels, message
+):
+    train = write_reviews(tmp_path / "few.jsonl", train_labels)
+    test = write_reviews(tmp_path / "test.jsonl", ["positive", "negative"] * 5)
+    options = ["--data-dir", str(synthetic_files), "--out", str(tmp_path / "models")]
+    options += ["--train-file", str(train), "--test-file", str(test)]
+    result = trainer_with_files_of(synthetic_files, ["train", "imdb", *options])
+    assert result.stdout.splitlines()[-1] == f"{EXIT_DATA} []", result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"trainer: error: {tmp_path}/{message}"
+    assert not (tmp_path / "models").exists()
+
+
+def test_too_few_houses_or_test_rows_exit_3_in_one_line(houses_csv, tmp_path):
+    train_csv, _ = houses_csv
+    lines = train_csv.read_text().splitlines()
+    few = tmp_path / "few.csv"
+    few.write_text("\n".join(lines[:13]) + "\n")  # 12 houses: 9 to train on, 3 to test
+    tiny_test = tmp_path / "tiny-test.csv"
+    tiny_test.write_text("\n".join(lines[:3]) + "\n")
+    for options, message in (
+        (["--train-file", str(few)], f"{few}: 9 training rows, fewer than the 20 Boston needs"),
+        (
+            ["--train-file", str(train_csv), "--test-file", str(tiny_test)],
+            f"{tiny_test}: 2 test rows, fewer than the 5 needed to judge a model",
+        ),
+    ):
+        command = [sys.executable, "-m", "trainer", "train", "boston", "--out", str(tmp_path / "m")]
+        result = subprocess.run(
+            [*command, *options],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == EXIT_DATA
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"trainer: error: {message}"), line
+    assert not (tmp_path / "m").exists()
+
+
+def test_hold_outs_scale_with_small_files_and_keep_the_book_s():
+    assert data.hold_out_size(5_000, 240) == 96  # 300 own reviews, 20% of them for the test
+    assert data.hold_out_size(10_000, 25_000) == 10_000  # the book's IMDB split
+    assert data.hold_out_size(5_000, 25_000) == 5_000
+    assert data.hold_out_size(1_000, 8_982) == 1_000  # Reuters
+    assert data.hold_out_size(20, 2) == 1
+
+
+@pytest.mark.usefixtures("tiny_recipes")
+def test_a_recipe_holding_out_more_rows_than_a_small_file_has_still_trains(
+    synthetic_data_dir, reviews_jsonl, tmp_path, monkeypatch
+):
+    """The best IMDB recipe holds out 5,000 reviews: on the 48 training rows of a small file it
+    holds out 40% of them (before: a TensorFlow traceback, 'Dimension -4680 must be >= 0')."""
+    recipe = imdb.RECIPES["best"]
+    training = dataclasses.replace(recipe.training, validation_size=5_000)
+    monkeypatch.setitem(imdb.RECIPES, "best", dataclasses.replace(recipe, training=training))
+    models = tmp_path / "models"
+    options = ["--data-dir", str(synthetic_data_dir), "--train-file", str(reviews_jsonl)]
+    assert main(["train", "imdb", "--quiet", "--out", str(models), *options]) == 0
+    log = (models / "imdb/1/training.log").read_text()
+    assert "validation on 19 held-out rows (the recipe's 5000, scaled)" in log

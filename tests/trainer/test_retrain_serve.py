@@ -37,7 +37,8 @@ def test_a_retrained_version_is_served_and_rolled_back(synthetic_data_dir, tmp_p
     train = ["train", "boston", "--recipe", "book", "--quiet", "--out", str(models)]
     train += ["--data-dir", str(synthetic_data_dir)]
     assert main([*train, "--epochs", "3"]) == 0
-    settings = Settings(_env_file=None, model_repository=models, admin_api_key=KEY)
+    # gRPC off: its default port (8001) may be a running service's
+    settings = Settings(_env_file=None, model_repository=models, admin_api_key=KEY, grpc_port=0)
     admin = {"Authorization": f"Bearer {KEY}"}
     with TestClient(create_app(settings)) as client:
 

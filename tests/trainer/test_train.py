@@ -104,8 +104,8 @@ def test_same_seed_and_data_give_the_same_model(synthetic_data_dir, tmp_path):
 
 
 def test_new_runs_get_new_versions_and_never_overwrite(synthetic_data_dir, tmp_path, capsys):
-    for _ in range(2):
-        assert train(synthetic_data_dir, tmp_path, "imdb", "--recipe", "book") == 0
+    for seed in ("7", "8"):  # another seed: the same one would make the same model (unchanged)
+        assert train(synthetic_data_dir, tmp_path, "imdb", "--recipe", "book", "--seed", seed) == 0
     assert list_versions(tmp_path) == {"imdb": [1, 2]}
     before = (tmp_path / "imdb/1/config.json").read_bytes()
     capsys.readouterr()
@@ -115,7 +115,7 @@ def test_new_runs_get_new_versions_and_never_overwrite(synthetic_data_dir, tmp_p
     assert (tmp_path / "imdb/1/config.json").read_bytes() == before
     index = (tmp_path / "README.md").read_text()
     assert "| imdb | 1 | book | 7 |" in index
-    assert "| imdb | 2 | book | 7 |" in index
+    assert "| imdb | 2 | book | 8 |" in index
 
 
 def test_the_gate_refuses_a_worse_version_keeps_it_and_force_publishes_it(
@@ -210,6 +210,91 @@ def test_reexport_rewrites_onnx_only_after_parity(synthetic_data_dir, tmp_path):
     assert updated.metrics == trained.metrics
     _, metrics = evaluate.evaluate("boston", 1, data_dir=synthetic_data_dir, models_dir=tmp_path)
     assert metrics == pytest.approx(trained.metrics.test, abs=1e-5)
+
+
+def test_a_retrain_that_predicts_exactly_as_the_newest_version_is_not_published(
+    synthetic_data_dir, tmp_path, capsys
+):
+    options = ["--recipe", "book", "--epochs", "2"]
+    assert train(synthetic_data_dir, tmp_path, "boston", *options) == 0
+    capsys.readouterr()
+    assert train(synthetic_data_dir, tmp_path, "boston", *options, "--force") == EXIT_GATE
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not published: its predictions on the 24 test rows equal version 1's exactly" in out
+    assert "unchanged" in out
+    assert list_versions(tmp_path) == {"boston": [1]}
+    assert list((tmp_path / "boston").glob(".staging-*")) == []  # nothing to inspect
+
+
+def write_houses_csv(path, x, y):
+    columns = [*data.BOSTON_COLUMNS, "price"]
+    rows = [",".join(map(str, [*row, price])) for row, price in zip(x, y, strict=True)]
+    path.write_text("\n".join([",".join(columns), *rows]) + "\n")
+    return path
+
+
+def test_a_model_trained_on_other_data_is_published_only_when_allowed(
+    synthetic_data_dir, tmp_path, capsys
+):
+    """Version 1 from the book's (here: synthetic) Boston file; a retrain on the user's own CSV is
+    judged on that CSV's test rows only, so it needs --allow-other-data, and says so in its config."""
+    models = tmp_path / "models"
+    options = ["--recipe", "book", "--epochs", "2"]
+    assert train(synthetic_data_dir, models, "boston", *options) == 0
+    first = read_config(models / "boston/1").gate
+    assert first.judged_on == {
+        "boston_housing.npz": data.sha256_of(synthetic_data_dir / "boston_housing.npz")
+    }
+    assert (first.test_rows, first.other_data) == (24, False)
+    houses = data.load_boston(synthetic_data_dir)
+    x = np.clip(  # into the range each column's definition allows (the synthetic houses ignore it)
+        houses.x_train,
+        [f.minimum or 0 for f in BOSTON_FEATURES],
+        [f.maximum or 1e4 for f in BOSTON_FEATURES],
+    )
+    own = write_houses_csv(tmp_path / "houses.csv", x, houses.y_train)
+    capsys.readouterr()
+
+    own_options = [*options, "--train-file", str(own), "--force"]  # --force is not enough
+    assert train(synthetic_data_dir, models, "boston", *own_options) == EXIT_GATE
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "not published: trained on houses.csv, version 1 on the book's dataset, and judged only "
+        "on the test rows of houses.csv" in out
+    )
+    assert "--allow-other-data publishes it" in out
+    assert list_versions(models) == {"boston": [1]}
+    (kept,) = (models / "boston").glob(".staging-*")
+    assert json.loads((kept / "config.json").read_text())["gate"]["other_data"] is True
+
+    assert train(synthetic_data_dir, models, "boston", *own_options, "--allow-other-data") == 0
+    published = read_config(models / "boston/2").gate
+    assert published.other_data is True
+    assert published.judged_on == {str(own): data.sha256_of(own)}
+    assert published.test_rows == 20  # the CSV's held-out share: 20% of its 96 rows
+    assert "trained on other data" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_same_data_from_another_file_of_the_book_is_not_other_data():
+    from trainer import publish
+
+    npz = {
+        "imdb.npz": data.SHA256["imdb.npz"],
+        "imdb_word_index.json": data.SHA256["imdb_word_index.json"],
+    }
+    raw = {
+        "aclImdb.tar.gz": data.SHA256["aclImdb.tar.gz"],
+        "imdb_word_index.json": data.SHA256["imdb_word_index.json"],
+    }
+    own = {
+        "imdb_word_index.json": data.SHA256["imdb_word_index.json"],
+        "/home/me/reviews.jsonl": "ab12",
+    }
+    moved = {"imdb_word_index.json": data.SHA256["imdb_word_index.json"], "reviews.jsonl": "ab12"}
+    assert publish.data_source(npz) == publish.data_source(raw) == publish.data_source({})
+    assert publish.data_source(own) == publish.data_source(moved) != publish.data_source(raw)
+    assert publish.describe_source(own) == "reviews.jsonl"
+    assert publish.describe_source(raw) == "the book's dataset"
 
 
 def test_a_published_version_is_readable_by_other_users(synthetic_data_dir, tmp_path):
