@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loadtest.scenarios.memory import peak_and_current, reset_peak
 from service.inference import DATATYPES
 from tests.service.support import ServerProcess, free_port, wait_until
 
@@ -68,21 +69,16 @@ def raw_calls(address: str, message: bytes, clients: int) -> list[grpc.StatusCod
         return [f.exception().code() if f.exception() else grpc.StatusCode.OK for f in futures]
 
 
-def peak_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
-    return int(line.split()[1]) / 1024
-
-
 def test_many_of_the_largest_messages_wait_for_memory_before_they_are_read(served):
     """40 calls of 8.2 MB at once: grpcio would read and parse all of them (1.4 GB for 100) before
     any handler ran; admitted first, the worker stays under the ceiling and answers every one."""
     process, address = served
     assert imdb_message(LARGEST_IMDB_ROWS).__len__() <= 8 * 1024 * 1024
-    Path(f"/proc/{process.process.pid}/clear_refs").write_text("5")  # resets VmHWM
+    reset_peak(process.process.pid)
     statuses = raw_calls(address, imdb_message(LARGEST_IMDB_ROWS), 40)
     assert statuses == [grpc.StatusCode.OK] * 40, statuses
-    assert peak_mib(process.process.pid) < MEMORY_CEILING_MIB
+    peak, _ = peak_and_current(process.process.pid)
+    assert peak < MEMORY_CEILING_MIB
 
 
 def model_infer(stub, request) -> grpc.StatusCode:

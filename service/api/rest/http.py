@@ -197,11 +197,10 @@ class HttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete or self.headers_since is not None:
+        if self.cycle is None or self.cycle.response_complete or self.reading_headers:
             self.head_bytes += len(data)  # a head begins or goes on (bytes of a body: no)
         super().data_received(data)
-        if self.headers_since is not None and self.head_bytes > self.config.max_header_bytes:
+        if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
             self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
