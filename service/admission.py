@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import Enum
 
 from service import heap
@@ -78,11 +78,10 @@ class MemoryBudget:
     order; the reaper ends a wait at the request's deadline. A reservation larger than the whole
     budget is cut to it: that request runs alone."""
 
-    def __init__(self, limit: int, on_change: Callable[[int], None]):
+    def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
         self._trim = False  # a large reservation ended since the budget was last empty
-        self._on_change = on_change
         self._waiting: deque[tuple[int, asyncio.Future]] = deque()
 
     async def reserve(self, holder, amount: int) -> None:
@@ -132,7 +131,6 @@ class MemoryBudget:
     def _take(self, holder, amount: int) -> None:
         self.used += amount
         holder.memory += amount
-        self._on_change(self.used)
 
     def release(self, holder) -> None:
         self._trim |= holder.memory >= TRIM_AFTER_BYTES
@@ -149,7 +147,6 @@ class MemoryBudget:
             if not granted.done():
                 self.used += amount
                 granted.set_result(None)
-        self._on_change(self.used)
 
 
 def inflate(data: bytes, encoding: str, limit: int) -> Iterator[bytes]:

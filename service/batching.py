@@ -147,7 +147,6 @@ class Batcher:
         settings: Batching,
         executor: Executor,
         on_batch: Callable[[int, float, list[float]], None] = lambda rows, seconds, waited: None,
-        on_queue: Callable[[int], None] = lambda depth: None,
         on_drop: Callable[[str], None] = lambda reason: None,
         tracer: Tracer | None = None,
         span_attributes: dict[str, str] | None = None,
@@ -157,7 +156,6 @@ class Batcher:
         self.settings = settings
         self._executor = executor
         self._on_batch = on_batch
-        self._on_queue = on_queue
         self._on_drop = on_drop
         self._tracer = tracer
         self._span_attributes = span_attributes or {}
@@ -173,7 +171,9 @@ class Batcher:
     def _bucket(rows: int) -> int:
         return rows.bit_length()  # 1; 2-3; 4-7; ...
 
-    def _waiting(self) -> int:
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for their turn (batching off: running)."""
         return self._queue.qsize() if self.settings.enabled else self._running
 
     async def submit(self, rows: Rows, deadline: float | None = None) -> np.ndarray:
@@ -182,7 +182,7 @@ class Batcher:
         takes the request out of the queue."""
         if self._closed:
             raise UnavailableError("this model version was unloaded; send the request again")
-        if self._waiting() >= self.settings.max_queue_size:
+        if self.waiting >= self.settings.max_queue_size:
             self._on_drop("queue_full")
             raise UnavailableError(
                 f"the model's queue is full ({self.settings.max_queue_size} requests); retry later"
@@ -204,7 +204,6 @@ class Batcher:
                 self._running -= 1
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(self._request(rows, future, deadline))
-        self._on_queue(self._queue.qsize())
         if self._worker is None:
             self._worker = asyncio.create_task(self._work())
         return await future
@@ -269,7 +268,6 @@ class Batcher:
             await self._answer(self._runnable(await self._collect()))
 
     async def _answer(self, batch: list[_Request]) -> None:
-        self._on_queue(self._queue.qsize())
         if not batch:
             return
         self._last_batch_requests = len(batch)

@@ -106,7 +106,8 @@ class DataPlane:
         self.metrics = metrics
         self.tracer = tracer  # None: tracing is off
         self.registry = Registry(settings, metrics, tracer)
-        self.memory = MemoryBudget(settings.request_memory_bytes, metrics.request_memory.set)
+        self.memory = MemoryBudget(settings.request_memory_bytes)
+        metrics.sampled(lambda: metrics.request_memory.set(self.memory.used))
         self._offload = ThreadPoolExecutor(available_cpus(), thread_name_prefix="decode")
         self._calls: set[Call] = set()
         self._reaper: asyncio.Task | None = None
@@ -169,6 +170,8 @@ class DataPlane:
         idle_since = time.monotonic()
         while True:
             await asyncio.sleep(REAPER_INTERVAL_S)
+            if self.metrics.multiprocess:
+                self.metrics.refresh()  # what the other workers' /metrics read of this one
             now = time.monotonic()
             if self._calls:
                 idle_since = None

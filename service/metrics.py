@@ -12,6 +12,7 @@ workers; `rate()` treats them as Triton's.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -68,7 +69,7 @@ class VersionMetrics:
         self.compute_duration_us.inc(seconds * 1e6 * len(waited))
 
     def queue(self, depth: int) -> None:
-        """`depth` requests wait for the batcher."""
+        """`depth` requests wait for the batcher (read when the metrics are, see `sampled`)."""
         self.queue_depth.set(depth)
         self.pending.set(depth)
 
@@ -85,6 +86,7 @@ class Metrics:
         self._versions: dict[tuple[str, int], VersionMetrics] = {}
         self._requests: dict[tuple[str, str, str, str], Counter] = {}
         self._latency: dict[tuple[str, str], Histogram] = {}
+        self._samplers: list[Callable[[], None]] = []
         self.requests = Counter(
             "service_requests",
             "requests by HTTP route or gRPC method, model, version and status (HTTP code or "
@@ -184,8 +186,26 @@ class Metrics:
         _child(self._requests, self.requests, (endpoint, name, version, status)).inc()
         _child(self._latency, self.latency, (endpoint, name)).observe(seconds)
 
+    def sampled(self, sampler: Callable[[], None]) -> None:
+        """`sampler` sets gauges of what is there now (queue depths, memory reserved) whenever
+        they are read, rather than each request setting them as it comes and goes: seven gauge
+        writes a request were a tenth of a Boston request's CPU. With several workers the
+        others' values are those of their last `refresh` (the data plane's every 50 ms)."""
+        self._samplers.append(sampler)
+
+    def refresh(self) -> None:
+        for sampler in self._samplers:
+            sampler()
+
+    def queues(self, depths: dict[tuple[str, int], int]) -> None:
+        """The queue depth of every version these metrics have seen: `depths`' or else 0 (a
+        version unloaded since)."""
+        for key, version_metrics in self._versions.items():
+            version_metrics.queue(depths.get(key, 0))
+
     def exposition(self) -> bytes:
         """The text for /metrics: this process's values, or every worker's added up."""
+        self.refresh()
         if not self.multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

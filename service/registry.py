@@ -89,6 +89,7 @@ class Registry:
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
         self._failed: dict[tuple[str, int], tuple] = {}  # broken versions: their files' stamp
+        metrics.sampled(self._sample_queues)
 
     def load_all(self) -> None:
         """Start-up: the versions to serve of every model, or an exception naming the broken
@@ -181,7 +182,6 @@ class Registry:
             self.settings.batching_for(name),
             self._executor,
             on_batch=version_metrics.batch,
-            on_queue=version_metrics.queue,
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),
             tracer=self.tracer,
             span_attributes=tracing.model_attributes(name, version),
@@ -261,6 +261,15 @@ class Registry:
         self.models = {}
         await self.retired()
         self._executor.shutdown(wait=True)
+
+    def _sample_queues(self) -> None:
+        self.metrics.queues(
+            {
+                (name, v): model.batcher.waiting
+                for name, vs in self.models.items()
+                for v, model in vs.items()
+            }
+        )
 
     def _count(self) -> None:
         self.metrics.models_loaded.set(sum(len(v) for v in self.models.values()))

@@ -3,7 +3,6 @@ and the graceful shutdown on SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import signal
@@ -77,25 +76,26 @@ class RecordingTransport:
         return f"info:{name}"
 
 
-def test_a_connection_sends_what_it_writes_in_one_loop_turn_at_once():
-    async def scenario():
-        loop = asyncio.get_running_loop()
-        inner = RecordingTransport()
-        corked = CorkedTransport(inner, loop)
-        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        corked.write(b"body")
-        assert inner.sent == []  # held until the end of this turn
-        await asyncio.sleep(0)
-        assert inner.sent == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-        corked.write(b"last")
-        corked.close()  # sends what it holds, then closes
-        assert (inner.sent[-1], inner.closed) == (b"last", True)
-        corked.write(b"after close")
-        await asyncio.sleep(0)
-        assert inner.sent[-1] == b"last"  # nothing is written to a closed transport
-        assert corked.get_extra_info("peername") == "info:peername"
-
-    asyncio.run(scenario())
+def test_a_response_head_goes_out_with_its_body_and_nothing_waits_for_the_loop():
+    inner = RecordingTransport()
+    corked = CorkedTransport(inner)
+    corked.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it: at once
+    assert inner.sent == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert len(inner.sent) == 1  # a head waits for its body
+    corked.write(b"body")
+    assert inner.sent[-1] == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    corked.write(b"more")  # a streamed response's next part: at once
+    assert inner.sent[-1] == b"more"
+    corked.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    corked.flush()  # the response's end: a head without a body goes alone
+    assert inner.sent[-1] == b"HTTP/1.1 204 No Content\r\n\r\n"
+    corked.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n{}")
+    corked.close()  # sends what it holds, then closes
+    assert (inner.sent[-1][:12], inner.closed) == (b"HTTP/1.1 431", True)
+    corked.write(b"after close")
+    assert inner.sent[-1][:12] == b"HTTP/1.1 431"  # nothing is written to a closed transport
+    assert corked.get_extra_info("peername") == "info:peername"
 
 
 def test_pipelined_requests_are_answered_in_order(server):

@@ -16,7 +16,7 @@ uvicorn's own HTTP/1.1 protocol (httptools) is extended, not replaced:
   parser itself has no limit: it would hold a header that never ends);
 - what the parser refuses (a bad Content-Length, a NUL in a header…) is answered 400 in the
   service's error shape with a request id, as everything else;
-- what a connection writes in one turn of the event loop goes out in one send (`CorkedTransport`).
+- a response's head and body go out in one send (`CorkedTransport`).
 """
 
 from __future__ import annotations
@@ -82,29 +82,32 @@ class ServerConfig(uvicorn.Config):
 
 
 class CorkedTransport:
-    """A connection's transport whose writes in one turn of the event loop are sent as one, at the
-    end of the turn: uvicorn writes a response's status line and headers, then its body, each a
-    send of its own, and a send costs the sender the receiver's TCP work too on loopback (~20 µs
-    a response here). Every other call is the transport's own; `close` sends what is held first."""
+    """A connection's transport that sends a response's head with what follows it: uvicorn
+    writes a response's status line and headers, then its body, each a send of its own, and a
+    send costs the sender the receiver's TCP work too on loopback (~20 µs a response here). A
+    head (a final status line, not `100 Continue`) waits for the next write, the response's end
+    (the protocol's `flush`) or `close`; every other write goes out at once, without waiting for
+    the event loop's next turn. Every other call is the transport's own."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_head", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+    def __init__(self, transport: asyncio.Transport):
         self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] | None = None
+        self._head: bytes | None = None
 
     def write(self, data: bytes) -> None:
-        if self._held is None:
-            self._held = [data]
-            self._loop.call_soon(self.flush)
-        else:
-            self._held.append(data)
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 1"):
+            self._head = data
+            return
+        if not self._transport.is_closing():
+            self._transport.write(data)
 
     def flush(self) -> None:
-        held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+        head, self._head = self._head, None
+        if head and not self._transport.is_closing():
+            self._transport.write(head)
 
     def close(self) -> None:
         self.flush()
@@ -178,7 +181,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self.transport = CorkedTransport(transport, self.loop)
+        self.transport = CorkedTransport(transport)
         dataplane = self._dataplane()
         if self.draining or (dataplane is not None and dataplane.drain_deadline is not None):
             self._finish()  # accepted after the signal, before uvicorn closed the listener
@@ -242,6 +245,10 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # a response without a body: its head alone
+        super().on_response_complete()
 
     def shutdown(self) -> None:
         """uvicorn calls this on each connection once the shutdown began."""

@@ -37,7 +37,7 @@ class RequestMiddleware:
             scope.setdefault("state", {})["call"] = call
             span = (
                 context.trace(*tracing.http_carrier(scope))
-                if tracing.traced(scope["path"])
+                if self.dataplane.tracer is not None and tracing.traced(scope["path"])
                 else None
             )
             status = 500
