@@ -18,6 +18,7 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY contract ./contract
 COPY service ./service
 COPY trainer ./trainer
 # Not editable: the package is copied into the venv, so /src is not needed at run time.

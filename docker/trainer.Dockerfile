@@ -16,6 +16,7 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY contract ./contract
 COPY service ./service
 COPY trainer ./trainer
 # The build machine's pip configuration and CA bundle (BuildKit secrets, optional) for this step

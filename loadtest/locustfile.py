@@ -5,7 +5,7 @@
 
 Each class sends one sample per request, picked at random from `loadtest/samples.json` (written by
 `loadtest/scenarios/samples.py`), and checks the answer: status 200, the output's shape, labels from
-`service.catalog` (Reuters topics sorted by probability), probabilities in [0, 1], Boston prices
+`contract.catalog` (Reuters topics sorted by probability), probabilities in [0, 1], Boston prices
 finite and in (0, 100). A malformed answer counts as a failure. Requests are named
 "<protocol> <model>[ <input>]" so the stats table groups them.
 
@@ -18,7 +18,7 @@ The bodies come from `loadtest/harness/payloads.py`, shared with the benchmark (
 so both send the same payloads: the V2 and V1 text classes encode texts as the service does, with
 the model's own encoder and vocabulary read from the model repository ($LOADTEST_MODELS, default
 `models/` of this checkout), and name that version in the URL so the encoding matches the model.
-Imports no TensorFlow and nothing from `trainer`: only `loadtest.harness.payloads`, `service.catalog`,
+Imports no TensorFlow and nothing from `trainer`: only `loadtest.harness.payloads`, `contract.catalog`,
 NumPy and the standard library.
 """
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
 
+from contract.catalog import IMDB_LABELS, REUTERS_LABELS
 from loadtest.harness.payloads import (
     SAMPLES,
     TYPED_PATHS,
@@ -45,7 +46,6 @@ from loadtest.harness.payloads import (
     v2_body,
     v2_path,
 )
-from service.catalog import IMDB_LABELS, REUTERS_LABELS
 
 SUMMARY = os.environ.get("LOADTEST_SUMMARY")  # where to write the final stats, as JSON
 MAX_PRICE = 100.0  # $1000s; the data set's prices are 5..50

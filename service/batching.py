@@ -35,39 +35,10 @@ import numpy as np
 from opentelemetry.context import Context
 from opentelemetry.trace import Tracer
 
+from contract.sparse import SparseRows
 from service import tracing
 from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
-
-
-@dataclass(frozen=True)
-class SparseRows:
-    """`count` input rows of `width` columns given by their non-zero entries (row-major order), as
-    the text encoder makes them: a review is a few hundred of 50,000 columns, so the dense rows are
-    made only for the batch that runs."""
-
-    count: int
-    width: int
-    rows: np.ndarray
-    columns: np.ndarray
-    values: np.ndarray
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, part: slice) -> SparseRows:
-        start, stop, _ = part.indices(self.count)
-        low, high = np.searchsorted(self.rows, [start, stop])
-        return SparseRows(
-            stop - start,
-            self.width,
-            self.rows[low:high] - start,
-            self.columns[low:high],
-            self.values[low:high],
-        )
-
-    def write(self, out: np.ndarray) -> None:
-        out[self.rows, self.columns] = self.values
 
 
 @dataclass(frozen=True)
@@ -109,7 +80,7 @@ def assemble(parts: Sequence[np.ndarray | SparseRows], dtype: np.dtype) -> np.nd
     if all(isinstance(p, np.ndarray) for p in parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     first = parts[0]
-    width = first.width if isinstance(first, SparseRows) else first.shape[1]
+    width = first.shape[1]
     out = np.zeros((sum(len(p) for p in parts), width), dtype)
     start = 0
     for part in parts:

@@ -33,6 +33,8 @@ from typing import TypeVar
 import numpy as np
 from opentelemetry.trace import Tracer
 
+from contract.sparse import SparseRows
+from contract.text import WordIds
 from service import tracing
 from service.admission import (
     BodyKind,
@@ -43,8 +45,7 @@ from service.admission import (
     measure_compressed,
     worst_cost,
 )
-from service.batching import SparseRows, TextRows
-from service.encoding import WordIds
+from service.batching import TextRows
 from service.errors import (
     BadInputError,
     DeadlineExceededError,
@@ -383,7 +384,7 @@ class DataPlane:
     @staticmethod
     def _sparse(model: LoadedModel, sequences: WordIds) -> SparseRows:
         rows, columns, values = model.encoder.coordinates(sequences)
-        return SparseRows(len(sequences), model.row_size, rows, columns, values)
+        return SparseRows(rows, columns, values, (len(sequences), model.row_size))
 
 
 def deadline_error(call: Call) -> ServiceError:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from opentelemetry.trace import Tracer
 
+from contract.config import ONNX_FILE, ModelConfig, RepositoryError, list_versions, read_config
+from contract.numbers import VERSION_RULE, read_version
+from contract.text import TextEncoder, TextEncoding
 from service import tracing
 from service.batching import Batcher
-from service.encoding import TextEncoder, TextEncoding
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
 from service.heap import settle_heap
 from service.metrics import Metrics
-from service.numbers import VERSION_RULE, read_version
-from service.repository import ONNX_FILE, ModelConfig, RepositoryError, list_versions, read_config
 from service.runtime import OnnxRuntime
 from service.settings import Settings
 

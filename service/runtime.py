@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.repository import ModelConfig, RepositoryError
+from contract.config import ModelConfig, RepositoryError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from service.catalog import BOSTON_FEATURES, BOSTON_TARGET
-from service.repository import TabularEncoding, TensorSpec
+from contract.catalog import BOSTON_FEATURES, BOSTON_TARGET
+from contract.config import TabularEncoding, TensorSpec
 from trainer.data import BOSTON_COLUMNS, TabularDataset
 from trainer.fit import KFold, dense_stack, fit
 from trainer.publish import Candidate, Serving

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from service.repository import RepositoryError
+from contract.config import RepositoryError
 from trainer import data, publish
 from trainer.data import DataError
 
@@ -235,7 +235,7 @@ def _evaluate(args, data_dir, own) -> int:
         name: publish.version_folder(args.models, name, args.version) for name in _names(args)
     }
     data.check_sources(_names(args), data_dir, own, args.download)
-    from service.repository import read_config
+    from contract.config import read_config
     from trainer.evaluate import score_version
 
     differs = False

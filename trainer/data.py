@@ -6,7 +6,7 @@ user asks for a download (`--download`; without it, `check_sources` says which f
 where). A data
 directory holds the files that Keras downloads (`reuters.npz`, `boston_housing.npz`, the word
 indexes, and `imdb.npz`) or, for IMDB, the raw Large Movie Review Dataset (`aclImdb.tar.gz`) that
-Keras's `imdb.npz` was made from; raw reviews are encoded with `service.encoding` so that the result
+Keras's `imdb.npz` was made from; raw reviews are encoded with `contract.text` so that the result
 is the Keras encoding. Every file is checked against its sha256 before use.
 
 The user's own (`OwnFiles`): JSON Lines or CSV of `text,label` for the text models (labels by name,
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.catalog import BOSTON_FEATURES, BOSTON_TARGET, IMDB_LABELS, REUTERS_LABELS
-from service.encoding import TextEncoder, TextEncoding, WordIds
+from contract.catalog import BOSTON_FEATURES, BOSTON_TARGET, IMDB_LABELS, REUTERS_LABELS
+from contract.text import TextEncoder, TextEncoding, WordIds
 
 DATA_DIR_ENV = "TRAINER_DATA_DIR"
 CACHE_DIR_ENV = "TRAINER_CACHE_DIR"

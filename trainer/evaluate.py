@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.encoding import TextEncoder, TextEncoding, WordIds
-from service.repository import ONNX_FILE, ModelConfig, read_config
+from contract.config import ONNX_FILE, ModelConfig, read_config
+from contract.text import TextEncoder, TextEncoding, WordIds
 from trainer import data
 from trainer.ahead import ahead
 from trainer.publish import version_folder

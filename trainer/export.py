@@ -16,7 +16,7 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from service.repository import (
+from contract.config import (
     CONFIG_FILE,
     ONNX_FILE,
     SAVED_MODEL_DIR,

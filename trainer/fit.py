@@ -12,9 +12,10 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
+from contract.sparse import SparseRows
 from trainer.data import hold_out_size
 from trainer.report import Phase, TrainingLog
-from trainer.sparse import Inputs, SparseRows, rows_except, rows_of
+from trainer.sparse import Inputs, rows_except, rows_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -12,8 +12,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from service.catalog import IMDB_LABELS
-from service.repository import TensorSpec
+from contract.catalog import IMDB_LABELS
+from contract.config import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
 from trainer.fit import HoldOut, dense_stack

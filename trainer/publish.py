@@ -8,14 +8,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service import repository
-from service.encoding import TextEncoder, TextEncoding
-from service.repository import (
+from contract.config import (
     CURVES_FILE,
+    Gate,
     ModelConfig,
     TabularEncoding,
     Target,
@@ -23,6 +22,7 @@ from service.repository import (
     list_versions,
     read_config,
 )
+from contract.text import TextEncoder, TextEncoding
 from trainer.data import SHA256
 from trainer.sparse import Inputs
 
@@ -61,37 +61,6 @@ class Candidate:
     x_test: Inputs  # the test rows, encoded as the model takes them
     encoder: TextEncoder | None  # text models: saved as the version's vocabulary
     serving: Serving
-
-
-@dataclass(frozen=True)
-class Gate:
-    """The comparison a new version passed (or was forced past): its test figure against the
-    newest published version's, both scored on the same test rows."""
-
-    metric: str
-    higher_is_better: bool
-    candidate: float
-    previous_version: int | None  # None: the first version of this model
-    previous: float | None
-    tolerance: float  # relative: how much worse than `previous` is still accepted
-    passed: bool
-    forced: bool = False
-    judged_on: dict[str, str] = field(default_factory=dict)  # the test rows' files → sha256
-    test_rows: int | None = None
-    other_data: bool = False  # trained on other data than `previous_version`
-
-    @property
-    def verdict(self) -> str:
-        return "passed" if self.passed else ("forced" if self.forced else "refused")
-
-    def describe(self) -> str:
-        if self.previous_version is None:
-            return f"{self.metric} {self.candidate:.4f}; no earlier version to compare with"
-        return (
-            f"{self.metric} {self.candidate:.4f} against {self.previous:.4f} of version "
-            f"{self.previous_version} on the same test set (tolerance {self.tolerance:.1%})"
-            + (", trained on other data" if self.other_data else "")
-        )
 
 
 class GateRefusedError(PublishError):
@@ -175,14 +144,14 @@ def gate(
         else candidate <= previous * (1 + tolerance)
     )
     return Gate(
-        metric,
-        higher_is_better,
-        candidate,
-        previous_version,
-        previous,
-        tolerance,
-        passed,
-        force,
+        metric=metric,
+        higher_is_better=higher_is_better,
+        candidate=candidate,
+        previous_version=previous_version,
+        previous=previous,
+        tolerance=tolerance,
+        passed=passed,
+        forced=force,
         judged_on=dict(judged_on or {}),
         test_rows=test_rows,
         other_data=other_data,
@@ -240,8 +209,7 @@ def staging(models_dir: Path, name: str) -> Iterator[Path]:
 
 def write_config(folder: Path, config: ModelConfig, passed: Gate) -> None:
     """The version's config, the gate's comparison in it (the service shows it in metadata)."""
-    record = repository.Gate(**asdict(passed))
-    config = config.model_copy(update={"gate": record})
+    config = config.model_copy(update={"gate": passed})
     (folder / "config.json").write_text(config.model_dump_json(indent=2) + "\n", "utf-8")
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from service.repository import CURVES_FILE, Metrics, ModelConfig, Training, read_config
+from contract.config import CURVES_FILE, Gate, ModelConfig, Scores, Training, read_config
 from trainer import data, export, publish
 from trainer.evaluate import predict_version, score
 from trainer.fit import plot_curves
-from trainer.publish import Candidate, Gate
+from trainer.publish import Candidate
 from trainer.report import LOG_FILE, TrainingLog
 
 
@@ -78,7 +78,7 @@ def release(
             labels=serving.labels,
             target=serving.target,
             encoding=serving.encoding,
-            metrics=Metrics(
+            metrics=Scores(
                 test=test, validation={k: float(v) for k, v in fitted.validation.items()}
             ),
             training=Training(

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from service.catalog import REUTERS_LABELS
-from service.repository import TensorSpec
+from contract.catalog import REUTERS_LABELS
+from contract.config import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
 from trainer.fit import HoldOut, dense_stack

@@ -1,5 +1,5 @@
 """What the two text models share: their recipe's features, the encoder learned from the training
-texts, and the encoded rows. The encoder is `service.encoding`'s, so training and serving encode
+texts, and the encoded rows. The encoder is `contract.text`'s, so training and serving encode
 alike."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from service.encoding import TextEncoder, TextEncoding, fit_ngram_vocabulary, smooth_idf
-from service.repository import TensorSpec
+from contract.config import TensorSpec
+from contract.sparse import SparseRows
+from contract.text import TextEncoder, TextEncoding
 from trainer.data import TextDataset, cap_words
 from trainer.fit import HoldOut, fit
 from trainer.publish import Candidate, Serving
 from trainer.report import TrainingLog
-from trainer.sparse import SparseRows
+from trainer.vocabulary import fit_ngram_vocabulary, smooth_idf
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from collections.abc import Callable
 import numpy as np
 import psutil
 
+from contract.config import ONNX_FILE, read_config
 from loadtest.harness.payloads import MODELS, SAMPLES, encoder, is_text_model, model_config, rows
-from service.repository import ONNX_FILE, read_config
 from service.runtime import OnnxRuntime
 from service.settings import Settings
 

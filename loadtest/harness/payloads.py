@@ -6,7 +6,7 @@ The samples are `loadtest/samples.json` ($LOADTEST_SAMPLES; written by `loadtest
 newest version of each model in the repository ($LOADTEST_MODELS, default `models/` of this
 checkout) takes them: texts encoded with the model's own encoder and vocabulary, so the encoding
 matches the model whose version the paths name. Imports no TensorFlow, no locust and nothing from
-`trainer`: only `service.encoding`, NumPy and the standard library.
+`trainer`: only `contract.text`, NumPy and the standard library.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from service.encoding import TextEncoder, TextEncoding
-from service.repository import list_versions
+from contract.config import list_versions
+from contract.text import TextEncoder, TextEncoding
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = json.loads(

@@ -39,7 +39,7 @@ CHOICES = sorted(f"{model}-{endpoint}" for model in TYPED_PATHS for endpoint in 
 REST = ("v2", "v1", "typed", "admin", "fastpath", "binary", "errors", "__init__")
 GROUPS = [
     ("inference (onnxruntime)", ("onnxruntime",)),
-    ("text encoding", ("service/encoding.py",)),
+    ("text encoding", ("contract/text.py",)),
     ("body parsing and validation", ("rest/wire.py", "pydantic")),
     ("batching", ("service/batching.py",)),
     (
@@ -53,7 +53,7 @@ GROUPS = [
             "service/inference.py",
             "service/dataplane.py",
             "service/admission.py",
-            "service/numbers.py",
+            "contract/numbers.py",
             "service/registry.py",
             "numpy",
         ),

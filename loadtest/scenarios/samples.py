@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.catalog import BOSTON_FEATURES, IMDB_LABELS, REUTERS_LABELS
-from service.encoding import TextEncoder, TextEncoding
+from contract.catalog import BOSTON_FEATURES, IMDB_LABELS, REUTERS_LABELS
+from contract.text import TextEncoder, TextEncoding
 from trainer.data import (
     INDEX_FROM,
     SPLIT_SEED,

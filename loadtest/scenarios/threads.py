@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.config import ONNX_FILE, read_config
 from loadtest.baselines.compute_limit import time_calls
 from loadtest.harness.measure import median_round
 from loadtest.harness.payloads import MODELS, model_config, rows
 from loadtest.harness.report import machine_lines, provenance, table
-from service.repository import ONNX_FILE, read_config
 from service.runtime import OnnxRuntime
 from service.settings import Settings
 

@@ -9,8 +9,8 @@ import re
 import httpx
 import pytest
 
+from contract.catalog import BOSTON_FEATURES
 from service.api.rest.typed import EXAMPLE_HOUSE
-from service.catalog import BOSTON_FEATURES
 from tests.e2e.conftest import missing_browser
 from tests.needs import missing
 from tests.service.support import HOUSES, NEWSWIRES, REVIEWS

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
         (["app (fastapi/routing.py:438)", "read (rest/wire.py:39)",
           "model_validate_json (pydantic/main.py:847)"], "body parsing and validation"),
         (["app (fastapi/routing.py:438)", "imdb_sentiment (rest/typed.py:140)",
-          "word_ids (service/encoding.py:138)"], "text encoding"),
+          "word_ids (contract/text.py:138)"], "text encoding"),
         (["__call__ (rest/middleware.py:31)", "labels (prometheus_client/metrics.py:138)"],
          "request lifecycle and metrics"),
         (["__call__ (rest/middleware.py:31)", "app (fastapi/routing.py:438)",

@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests: the committed models read through `service.repository`,
+"""Helpers shared by the service tests: the committed models read through `contract.config`,
 sample inputs, direct onnxruntime answers, request builders, and a real server process."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import onnxruntime as ort
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from contract.config import ONNX_FILE, ModelConfig, list_versions, read_config
+from contract.text import TextEncoder, TextEncoding
 from loadtest.harness.servers import (
     ServerNotReadyError,
     free_port,
@@ -31,8 +33,6 @@ from loadtest.harness.servers import (
 )
 from service.api.rest.http import config as server_config
 from service.api.rest.typed import EXAMPLE_HOUSE
-from service.encoding import TextEncoder, TextEncoding
-from service.repository import ONNX_FILE, ModelConfig, list_versions, read_config
 from service.server import create_app
 from service.settings import Settings
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.batching import Batcher, SparseRows, TextRows, assemble
+from contract.sparse import SparseRows
+from service.batching import Batcher, TextRows, assemble
 from service.errors import DeadlineExceededError, UnavailableError
 from service.server import create_app
 from service.settings import Batching
@@ -263,7 +264,7 @@ def test_a_caller_that_stops_waiting_is_not_run():
 def test_sparse_rows_are_made_dense_for_the_batch_only():
     dense = rows_of(0, 2)
     sparse = SparseRows(
-        3, COLUMNS, np.array([0, 2, 2]), np.array([1, 0, 2]), np.array([5.0, 6.0, 7.0])
+        np.array([0, 2, 2]), np.array([1, 0, 2]), np.array([5.0, 6.0, 7.0]), (3, COLUMNS)
     )
     batch = assemble([dense, sparse], np.dtype(np.float32))
     expected = np.vstack([dense, [[0, 5, 0], [0, 0, 0], [6, 0, 7]]]).astype(np.float32)
@@ -282,7 +283,7 @@ class CountingEncoder:
         self.calls.append(list(texts))
         values = np.array([float(text[1:]) for text in texts])
         count = len(texts)
-        return SparseRows(count, COLUMNS, np.arange(count), np.zeros(count, int), values)
+        return SparseRows(np.arange(count), np.zeros(count, int), values, (count, COLUMNS))
 
 
 def test_the_texts_of_a_batch_are_encoded_in_one_call():

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from service.encoding import TextEncoder, TextEncoding
+from contract.text import TextEncoder, TextEncoding
 from tests.service.support import (
     MODEL_NAMES,
     config,

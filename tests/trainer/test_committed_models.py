@@ -3,7 +3,7 @@ what its ONNX graph really scores on the real test set."""
 
 import pytest
 
-from service.repository import list_versions, read_config
+from contract.config import list_versions, read_config
 from tests.conftest import MODELS
 from trainer import boston, evaluate, imdb, reuters
 

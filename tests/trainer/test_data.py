@@ -133,7 +133,7 @@ def test_real_imdb_has_the_official_split_and_the_known_first_review(real_data_d
 def test_reuters_labels_are_keras_label_names():
     import keras
 
-    from service.catalog import REUTERS_LABELS
+    from contract.catalog import REUTERS_LABELS
 
     assert tuple(REUTERS_LABELS) == tuple(keras.datasets.reuters.get_label_names())
 

@@ -3,7 +3,7 @@ import numpy as np
 import onnx
 import pytest
 
-from service.repository import TensorSpec
+from contract.config import TensorSpec
 from trainer.evaluate import onnx_session
 from trainer.export import (
     ExportError,

@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from service.catalog import BOSTON_FEATURES
-from service.repository import read_config
+from contract.catalog import BOSTON_FEATURES
+from contract.config import read_config
 from trainer import data, imdb
 from trainer.cli import EXIT_DATA, EXIT_USAGE, main
 

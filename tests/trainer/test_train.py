@@ -8,9 +8,9 @@ import stat
 import numpy as np
 import pytest
 
-from service.catalog import BOSTON_FEATURES, REUTERS_LABELS
-from service.encoding import TextEncoder
-from service.repository import list_versions, read_config
+from contract.catalog import BOSTON_FEATURES, REUTERS_LABELS
+from contract.config import list_versions, read_config
+from contract.text import TextEncoder
 from tests.trainer.conftest import TINY
 from trainer import boston, data, evaluate, export
 from trainer.cli import EXIT_EXPORT, EXIT_GATE, EXIT_REPOSITORY, main

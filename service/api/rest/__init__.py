@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Request
 from pydantic import BeforeValidator
 
+from contract.numbers import MAX_VERSION, VERSION_RULE, read_version
 from service.dataplane import Call, DataPlane
-from service.numbers import MAX_VERSION, VERSION_RULE, read_version
 from service.registry import LoadedModel
 
 
 def _version_number(value: Any) -> Any:
-    """The one strict reader (`service.numbers`), before pydantic's lenient int()."""
+    """The one strict reader (`contract.numbers`), before pydantic's lenient int()."""
     if isinstance(value, str) and read_version(value) is None:
         raise ValueError(f"a version is {VERSION_RULE}")
     return value

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from contract.numbers import read_count
 from service.errors import BadInputError
 from service.inference import from_bytes
-from service.numbers import read_count
 
 HEADER_LENGTH = "inference-header-content-length"
 

@@ -1,6 +1,6 @@
 """Typed endpoints for people: raw review texts, raw newswires, houses with named features.
 
-Texts are encoded with `service.encoding` and the vocabulary saved beside the model, the very code
+Texts are encoded with `contract.text` and the vocabulary saved beside the model, the very code
 the trainer encoded its training data with.
 """
 
@@ -12,11 +12,11 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from contract.catalog import BOSTON_FEATURES
 from service.admission import BodyKind
 from service.api.rest import VersionQuery, call_of, dataplane, served, wire
 from service.api.rest.errors import ErrorResponse, protocol_route
 from service.api.rest.v2 import INFER_ERRORS
-from service.catalog import BOSTON_FEATURES
 from service.errors import BadInputError
 
 router = APIRouter(

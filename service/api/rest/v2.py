@@ -11,13 +11,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.numbers import read_count
 from service import inference
 from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.binary import HEADER_LENGTH, BinaryData, binary_size, split
 from service.api.rest.errors import ErrorResponse, protocol_route
 from service.errors import BadInputError
-from service.numbers import read_count
 
 # Protocol clients need not send a JSON Content-Type (tritonclient sends none); FastAPI >= 0.132
 # would otherwise not parse their bodies. Nothing here acts on a browser's cookies, so no CSRF risk.

@@ -24,11 +24,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from contract.numbers import read_count
 from service.admission import DECOMPRESSORS, BodyKind
 from service.api.rest import call_of, dataplane, routes
 from service.api.rest.binary import HEADER_LENGTH
 from service.errors import BadInputError, Kind, ServiceError
-from service.numbers import read_count
 from service.registry import LoadedModel
 
 Body = TypeVar("Body", bound=BaseModel)

@@ -11,7 +11,8 @@ The pipeline has two stages, both described by a `TextEncoding` stored in the mo
    unknown or whose id is `>= num_words`.
 2. `vectorize(sequences)`: id sequences → float32 rows of length `dim`. With `features="word_ids"`
    column j is word id j (the book's multi-hot); with `features="ngrams"` column j is the j-th n-gram
-   (a tuple of word ids) of a vocabulary learned from the training set by `fit_ngram_vocabulary`.
+   (a tuple of word ids) of a vocabulary learned from the training set (the trainer's
+   `trainer.vocabulary.fit_ngram_vocabulary`).
 
 Both stages work on whole batches: `word_ids_batch` gives a batch's ids as one flat array
 (`WordIds`), and `coordinates`/`vectorize` compute every row of a batch in a few NumPy calls, with
@@ -166,7 +167,7 @@ class TextEncoder:
         """The n-gram of each input column (features="ngrams"), else None."""
         if self._codes is None:
             return None
-        return [_decode_code(int(code), self.encoding.num_words) for code in self._codes]
+        return [decode_code(int(code), self.encoding.num_words) for code in self._codes]
 
     @classmethod
     def from_word_index(
@@ -522,7 +523,7 @@ def _length_offset(n: int, num_words: int) -> int:
     return sum(num_words**k for k in range(1, n))
 
 
-def _decode_code(code: int, num_words: int) -> tuple[int, ...]:
+def decode_code(code: int, num_words: int) -> tuple[int, ...]:
     n = 1
     while code >= _length_offset(n + 1, num_words):
         n += 1
@@ -532,37 +533,6 @@ def _decode_code(code: int, num_words: int) -> tuple[int, ...]:
         code, digit = divmod(code, num_words)
         digits.append(digit)
     return tuple(reversed(digits))
-
-
-def fit_ngram_vocabulary(
-    sequences: Iterable[Sequence[int]], num_words: int, ngram_max: int, size: int, min_df: int = 2
-) -> list[tuple[int, ...]]:
-    """The `size` n-grams (1..ngram_max word ids) found in the most sequences, at least `min_df`.
-
-    Ties are broken by the n-gram itself, so the vocabulary is a pure function of the sequences.
-    """
-    per_sequence = [
-        np.unique(
-            np.concatenate(
-                [
-                    sequence_codes(np.asarray(s, np.int64), n, num_words)
-                    for n in range(1, ngram_max + 1)
-                ]
-            )
-        )
-        for s in sequences
-    ]
-    codes, document_frequency = np.unique(np.concatenate(per_sequence), return_counts=True)
-    keep = document_frequency >= min_df
-    codes, document_frequency = codes[keep], document_frequency[keep]
-    # Sort by descending frequency, then ascending code: deterministic.
-    chosen = codes[np.lexsort((codes, -document_frequency))[:size]]
-    return [_decode_code(int(code), num_words) for code in chosen]
-
-
-def smooth_idf(document_frequency: np.ndarray, documents: int) -> np.ndarray:
-    """ln((1 + documents) / (1 + df)) + 1: rare features weigh more, none weighs zero."""
-    return np.log((1 + documents) / (1 + np.asarray(document_frequency, dtype=np.float64))) + 1
 
 
 def _len(items: Sequence | None) -> int:

@@ -4,7 +4,7 @@ Data, not code, shared by the trainer (which writes them into each version's con
 service (whose typed endpoints validate against them). Pure pydantic: no TensorFlow.
 """
 
-from service.repository import Feature, Target
+from contract.config import Feature, Target
 
 IMDB_LABELS = ["negative", "positive"]
 

@@ -6,16 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.encoding import (
+from contract.text import (
     BYTES_WHITESPACE,
     STR_ONLY_WHITESPACE,
     CodeTable,
     TextEncoder,
     TextEncoding,
     WordIds,
-    fit_ngram_vocabulary,
-    smooth_idf,
 )
+from trainer.vocabulary import fit_ngram_vocabulary, smooth_idf
 
 TRICKY_TEXTS = [
     "ΟΔΟΣ ΣΟΦΟΣ. Σ",  # final sigma: str.lower looks at the neighbours
@@ -119,7 +118,7 @@ def test_a_batch_is_encoded_alike_in_chunks_of_any_size(monkeypatch, weighting):
     rng = np.random.default_rng(0)
     sequences = [rng.integers(0, 10, rng.integers(0, 12)).tolist() for _ in range(40)]
     whole = text_encoder.coordinates(sequences), text_encoder.vectorize(sequences)
-    monkeypatch.setattr("service.encoding._IDS_CHUNK", 5)
+    monkeypatch.setattr("contract.text._IDS_CHUNK", 5)
     (rows, columns, values), dense = (
         text_encoder.coordinates(sequences),
         text_encoder.vectorize(sequences),

@@ -1,4 +1,5 @@
-"""The model repository: the one contract between trainer and service.
+"""The model repository's layout and each version's config: what the trainer writes and the service
+reads.
 
 Triton's layout, `<root>/<name>/<version>/`, each version folder self-describing:
 
@@ -8,7 +9,9 @@ Triton's layout, `<root>/<name>/<version>/`, each version folder self-describing
     vocabulary.json  text models: the encoder's words (and n-grams)
     curves.png       learning curves of the run that made it
 
-The service owns this schema; the trainer writes it. Pure pydantic: no TensorFlow, no onnxruntime.
+A version of a model made elsewhere may have only `model.onnx`: the service completes its config
+from the graph; provenance (`metrics`, `training`, `export`, `gate`) is there for the versions the
+trainer made. Pure pydantic: no TensorFlow, no onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.encoding import TextEncoding
-from service.numbers import VERSION_RULE, read_version
+from contract.numbers import VERSION_RULE, read_version
+from contract.text import TextEncoding
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Open Inference Protocol V2's tensor datatypes.
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+
+# ONNX's tensor element types (as onnxruntime names them) and their V2 names.
+DATATYPE_OF_ONNX = {
+    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16", "tensor(int32)": "INT32", "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}  # fmt: skip
+ONNX_OF_DATATYPE = {datatype: onnx for onnx, datatype in DATATYPE_OF_ONNX.items()}
+
+
 class TensorSpec(_Strict):
     """A graph input or output, with Open Inference Protocol datatype names; -1 is any size."""
 
     name: str
-    datatype: Literal["FP32", "FP64", "INT32", "INT64"]
-    shape: list[int]
+    datatype: Datatype
+    shape: list[Annotated[int, Field(ge=-1)]]
 
 
 class Feature(_Strict):
@@ -72,8 +93,8 @@ class Target(_Strict):
     unit: str
 
 
-class Metrics(_Strict):
-    """Metric name → value, as Keras names them (accuracy, loss, mae, …)."""
+class Scores(_Strict):
+    """A version's scores, metric name → value, as Keras names them (accuracy, loss, mae, …)."""
 
     test: dict[str, float]
     validation: dict[str, float]
@@ -126,32 +147,62 @@ class Gate(_Strict):
         "the trainer was told to (--allow-other-data)",
     )
 
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else ("forced" if self.forced else "refused")
+
+    def describe(self) -> str:
+        if self.previous_version is None:
+            return f"{self.metric} {self.candidate:.4f}; no earlier version to compare with"
+        return (
+            f"{self.metric} {self.candidate:.4f} against {self.previous:.4f} of version "
+            f"{self.previous_version} on the same test set (tolerance {self.tolerance:.1%})"
+            + (", trained on other data" if self.other_data else "")
+        )
+
 
 class ModelConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     version: int = Field(ge=1)
-    description: str
+    description: str = ""
     platform: Literal["onnxruntime_onnx"] = "onnxruntime_onnx"
-    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    task: Literal["binary_classification", "multiclass_classification", "regression"] | None = (
+        Field(None, description="None: a model of any other kind, answered as tensors")
+    )
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
     labels: list[str] | None = Field(
         None, description="Class names by output index (classification)."
     )
     target: Target | None = Field(None, description="What the output measures (regression).")
-    encoding: Encoding
-    metrics: Metrics
-    training: Training
-    export: Export
+    encoding: Encoding | None = Field(
+        None, description="How a typed request (texts, named features) becomes the input row"
+    )
+    metrics: Scores | None = None
+    training: Training | None = None
+    export: Export | None = None
     gate: Gate | None = Field(None, description="versions published through the trainer's gate")
+    batching: bool | None = Field(
+        None,
+        description="whether concurrent requests may be merged along the first dimension; None: "
+        "where every input's and output's first dimension is -1 (as Triton's auto-complete)",
+    )
+
+    @property
+    def batchable(self) -> bool:
+        if self.batching is not None:
+            return self.batching
+        return all(t.shape and t.shape[0] == -1 for t in [*self.inputs, *self.outputs])
 
     @model_validator(mode="after")
     def _labels_fit_task(self) -> ModelConfig:
         if self.task == "regression":
             if self.target is None or self.labels is not None:
                 raise ValueError("a regression model has a target and no labels")
-        elif self.labels is None or len(self.labels) < 2:
+        elif self.task is not None and (self.labels is None or len(self.labels) < 2):
             raise ValueError("a classification model names at least two labels")
+        if self.encoding is not None and len(self.inputs) != 1:
+            raise ValueError("a model with an encoding takes one input")
         if isinstance(self.encoding, TabularEncoding) and self.inputs[0].shape[-1] != len(
             self.encoding.features
         ):
@@ -190,7 +241,7 @@ def read_config(folder: Path) -> ModelConfig:
 
 def list_versions(root: Path) -> dict[str, list[int]]:
     """Model name → its version numbers, ascending. A folder whose name is not a version
-    (`service.numbers.version`: "01", "²" and "١" are not) is skipped, and logged the first time
+    (`contract.numbers.version`: "01", "²" and "١" are not) is skipped, and logged the first time
     it is seen (the repository is listed again at every poll)."""
     root = Path(root)
     if not root.is_dir():

@@ -1,7 +1,12 @@
-"""The layout holds as the architecture says: the transports (`service/api/rest`,
-`service/api/grpc`) are translations over a protocol-neutral core that imports neither of them;
-neither transport imports the other; only the composition root (`service/server.py`) names
-them all; and the service never imports TensorFlow."""
+"""The layout holds as the architecture says.
+
+- trainer → contract ← service: the model repository's schema, the encodings and the catalogue
+  live in `contract`, which both import; the trainer imports nothing from the service, the
+  contract nothing from either, nor a runtime (TensorFlow, onnxruntime) or a web framework.
+- The transports (`service/api/rest`, `service/api/grpc`) are translations over a
+  protocol-neutral core that imports neither of them; neither transport imports the other; only
+  the composition root (`service/server.py`) names them all; the service never imports
+  TensorFlow."""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-SERVICE = Path(__file__).resolve().parents[2] / "service"
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE = ROOT / "service"
+TRAINER = ROOT / "trainer"
+CONTRACT = ROOT / "contract"
 TRANSPORTS = ("service.api.rest", "service.api.grpc")
 
 
@@ -62,3 +70,25 @@ def test_the_service_never_imports_tensorflow():
             n for n in imports(path) for t in ("tensorflow", "keras", "tf2onnx") if within(n, t)
         }
         assert not heavy, f"{path.relative_to(SERVICE.parent)} imports {heavy}"
+
+
+def test_the_trainer_imports_nothing_from_the_service():
+    for path in module_files(TRAINER):
+        crossing = {n for n in imports(path) if within(n, "service")}
+        assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"
+
+
+@pytest.mark.parametrize(
+    "forbidden",
+    ["service", "trainer", "tensorflow", "keras", "tf2onnx", "onnxruntime", "fastapi", "grpc"],
+)
+def test_the_contract_imports_neither_side_nor_a_runtime(forbidden):
+    for path in module_files(CONTRACT):
+        crossing = {n for n in imports(path) if within(n, forbidden)}
+        assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"
+
+
+@pytest.mark.parametrize("side", [TRAINER, SERVICE])
+def test_both_sides_take_the_repository_schema_from_the_contract(side):
+    users = [p for p in module_files(side) if any(within(n, "contract") for n in imports(p))]
+    assert users, f"{side.name} does not use the contract"
