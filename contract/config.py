@@ -16,6 +16,7 @@ trainer made. Pure pydantic: no TensorFlow, no onnxruntime.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
@@ -215,15 +216,31 @@ class ModelConfig(_Strict):
         return self
 
 
-def read_config(folder: Path) -> ModelConfig:
-    """The config of one version folder, checked: the files it relies on exist."""
-    path = Path(folder) / CONFIG_FILE
+def read_config(folder: Path, graph: dict | None = None) -> ModelConfig:
+    """The config of one version folder, checked: the files it relies on exist.
+
+    With `graph` (the model's `inputs` and `outputs` as its ONNX graph declares them: the
+    service's), a missing or partial config.json is completed, as Triton completes one: the name
+    and version from the folder, the tensors from the graph; what the file says is kept (and
+    checked against the graph by whoever runs it)."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
     try:
-        config = ModelConfig.model_validate_json(path.read_bytes())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise RepositoryError(f"{path} is missing") from None
+        if graph is None:
+            raise RepositoryError(f"{path} is missing") from None
+        data = {}
     except OSError as error:
         raise RepositoryError(f"{path} cannot be read: {error.strerror}") from None
+    except ValueError as error:
+        raise RepositoryError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise RepositoryError(f"{path} is not a JSON object")
+    if graph is not None:
+        data = {"name": folder.parent.name, "version": folder.name, **graph, **data}
+    try:
+        config = ModelConfig.model_validate(data)
     except ValidationError as error:
         raise RepositoryError(f"{path} is not a valid model config:\n{error}") from None
     if config.name != folder.parent.name or str(config.version) != folder.name:

@@ -39,6 +39,7 @@ from contract.sparse import SparseRows
 from service import tracing
 from service.errors import DeadlineExceededError, UnavailableError
 from service.settings import Batching
+from service.tensors import Tensors
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TextRows:
         return TextRows(self.texts[part], self.encode, self.offload)
 
 
-Rows = np.ndarray | SparseRows | TextRows
+Rows = np.ndarray | SparseRows | TextRows | Tensors
 
 
 def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
@@ -75,8 +76,10 @@ def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
     return out
 
 
-def assemble(parts: Sequence[np.ndarray | SparseRows], dtype: np.dtype) -> np.ndarray:
+def assemble(parts: Sequence[np.ndarray | SparseRows | Tensors], dtype: np.dtype) -> np.ndarray:
     """One dense batch of the parts' rows, in order."""
+    if isinstance(parts[0], Tensors):
+        return Tensors.concatenate(parts)
     if all(isinstance(p, np.ndarray) for p in parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     first = parts[0]
@@ -163,7 +166,9 @@ class Batcher:
             return await self._submit_part(rows, deadline)
         parts = [rows[start : start + size] for start in range(0, len(rows), size)]
         outputs = [await self._submit_part(part, deadline) for part in parts]
-        return np.concatenate(outputs)
+        return (
+            Tensors.concatenate(outputs) if isinstance(rows, Tensors) else np.concatenate(outputs)
+        )
 
     async def _submit_part(self, rows: Rows, deadline: float | None) -> np.ndarray:
         if not self.settings.enabled:
@@ -250,6 +255,10 @@ class Batcher:
         except Exception as error:  # every waiting request gets the failure
             self._fail(batch, error)
             return
+        if len(batch) == 1:  # the whole output (of a model that is not batched: not rows)
+            if not batch[0].future.done():
+                batch[0].future.set_result(out)
+            return
         start = 0
         for request in batch:
             stop = start + len(request.rows)
@@ -295,7 +304,7 @@ class Batcher:
                     item = self._queue.get_nowait()
             except (asyncio.QueueEmpty, TimeoutError):
                 break
-            if rows + len(item.rows) > limit:
+            if rows + len(item.rows) > limit or _signature(item.rows) != _signature(first.rows):
                 self._carry = item  # first in the next batch
                 break
             batch.append(item)
@@ -314,3 +323,8 @@ class Batcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+
+
+def _signature(rows: Rows) -> tuple | None:
+    """Requests whose signatures differ do not share a batch (tensors of other shapes)."""
+    return rows.signature if isinstance(rows, Tensors) else None

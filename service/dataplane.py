@@ -57,6 +57,7 @@ from service.heap import settle_heap, trim
 from service.metrics import Metrics
 from service.registry import LoadedModel, Registry
 from service.settings import Settings, available_cpus
+from service.tensors import Tensors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -334,6 +335,23 @@ class DataPlane:
             datatype = model.config.inputs[0].datatype
             raise BadInputError(f"contains NaN, infinity or values beyond {datatype}", field)
         return await model.batcher.submit(rows, call.deadline)
+
+    async def infer_tensors(
+        self, call: Call, model: LoadedModel, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Every output of a model of named tensors (`LoadedModel.takes_rows` false), for inputs
+        the transport checked against its config (`service.inference`). Requests to a model
+        that batches are merged along the first dimension, which all its inputs share."""
+        batched = model.config.batchable
+        if batched:
+            sizes = {array.shape[0] for array in inputs.values()}
+            if len(sizes) != 1:
+                raise BadInputError(
+                    f"the inputs' first dimensions (the batch) differ: {sorted(sizes)}", "inputs"
+                )
+            self.check_rows(sizes.pop(), "inputs")
+        outputs = await model.batcher.submit(Tensors(inputs, batched), call.deadline)
+        return outputs.arrays
 
     async def infer_texts(
         self, call: Call, model: LoadedModel, texts: list[str], field: str

@@ -6,14 +6,13 @@ tensor data as bytes, and the key of the repository API. REST (`service.api.rest
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import SecretStr
 
+from contract.config import TensorSpec
 from service import __version__
 from service.errors import BadInputError, Kind, ServiceError
 from service.registry import LoadedModel
@@ -22,16 +21,7 @@ if TYPE_CHECKING:
     from service.dataplane import Call, DataPlane
 
 SERVER_NAME = "dlwp-serving"
-EXTENSIONS = ["model_repository"]
-# The V2 datatypes of fixed size, as NumPy's little-endian dtypes (BYTES has no fixed size).
-DATATYPES: dict[str, np.dtype] = {
-    name: np.dtype(code)
-    for name, code in {
-        "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-        "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-    }.items()
-}  # fmt: skip
+EXTENSIONS = ["model_repository", "model_configuration"]
 
 
 def server_metadata() -> dict:
@@ -66,48 +56,45 @@ def apply_timeout(call: Call, timeout: object) -> None:
 
 
 def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
-    """A request's inputs (name, datatype) are the model's one input, and the outputs it asks
-    for (none: all) are the model's."""
-    spec, output = model.config.inputs[0], model.config.outputs[0]
+    """A request's inputs (name, datatype) are the model's inputs, each once and in its datatype,
+    and the outputs it asks for (none: all) are the model's."""
+    specs = {spec.name: spec for spec in model.config.inputs}
     names = [name for name, _ in inputs]
-    if names != [spec.name]:
-        raise BadInputError(f"the model takes one input named '{spec.name}', got {names}", "inputs")
-    datatype = inputs[0][1]
-    if datatype != spec.datatype:
-        raise BadInputError(
-            f"datatype {datatype} does not match the model input's {spec.datatype}",
-            "inputs[0].datatype",
-        )
-    unknown = [name for name in outputs if name != output.name]
+    if sorted(names) != sorted(specs):
+        (first, *others) = specs
+        wanted = f"the inputs {list(specs)}" if others else f"one input named '{first}'"
+        raise BadInputError(f"the model takes {wanted}, got {names}", "inputs")
+    for i, (name, datatype) in enumerate(inputs):
+        if datatype != specs[name].datatype:
+            raise BadInputError(
+                f"datatype {datatype} does not match the model input's {specs[name].datatype}",
+                f"inputs[{i}].datatype",
+            )
+    known = [spec.name for spec in model.config.outputs]
+    unknown = [name for name in outputs if name not in known]
     if unknown:
-        raise BadInputError(f"unknown outputs {unknown}; the model has '{output.name}'", "outputs")
+        has = f"'{known[0]}'" if len(known) == 1 else str(known)
+        raise BadInputError(f"unknown outputs {unknown}; the model has {has}", "outputs")
 
 
-def from_bytes(
-    data: bytes | memoryview,
-    name: str,
-    datatype: str,
-    shape: Sequence[int],
-    field: str,
-    what: str = "holds",
-) -> np.ndarray:
-    """Raw data of input `name` (little-endian, row-major) as an array of `shape`, or a 400
-    naming the field and the input when its size disagrees with shape × datatype."""
-    dtype = DATATYPES.get(datatype)
-    if dtype is None:
-        raise BadInputError(f"{datatype} has no fixed size; send it as JSON", field)
-    needed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
-    if len(data) != needed:
+def check_shape(spec: TensorSpec, shape: Sequence[int], field: str) -> None:
+    """A tensor's shape fits its spec: as many dimensions, each as the spec says (-1: any)."""
+    if len(shape) != len(spec.shape) or any(
+        d < 0 or (w != -1 and d != w) for d, w in zip(shape, spec.shape, strict=False)
+    ):
         raise BadInputError(
-            f"{what} {len(data)} bytes; input '{name}' of shape {list(shape)} and datatype "
-            f"{datatype} needs {needed}",
+            f"shape {list(shape)} does not fit input '{spec.name}' of shape {spec.shape} "
+            "(-1: any size)",
             field,
         )
-    return np.frombuffer(data, dtype).reshape(shape)
 
 
-def to_bytes(array: np.ndarray, datatype: str) -> bytes:
-    return array.astype(DATATYPES[datatype], copy=False).tobytes()
+def answered(model: LoadedModel, asked: list[str]) -> list[TensorSpec]:
+    """The outputs a request is answered with: those it asks for, in its order; none: all."""
+    if not asked:
+        return list(model.config.outputs)
+    specs = {spec.name: spec for spec in model.config.outputs}
+    return [specs[name] for name in asked]
 
 
 def check_admin_key(key: SecretStr | None, authorization: str) -> None:

@@ -27,8 +27,27 @@ from service.heap import settle_heap
 from service.metrics import Metrics
 from service.runtime import OnnxRuntime
 from service.settings import Settings
+from service.tensors import Tensors
 
 log = logging.getLogger(__name__)
+
+
+ROW_DATATYPES = ("FP32", "FP64", "INT32", "INT64")
+
+
+def takes_rows(config: ModelConfig) -> bool:
+    """Whether a model takes rows of numbers and answers rows: one input of [-1, columns], one
+    output, batched. Such a model (the book's three) has the short path: its input is one array
+    of rows, merged with other requests' by the batcher as they come, checked finite. Any other
+    model takes named tensors (`service.batching.Tensors`)."""
+    spec = config.inputs[0]
+    return (
+        len(config.inputs) == len(config.outputs) == 1
+        and spec.datatype in ROW_DATATYPES
+        and len(spec.shape) == 2
+        and spec.shape[1] > 0
+        and config.batchable
+    )
 
 
 @dataclass(eq=False)
@@ -52,6 +71,10 @@ class LoadedModel:
     @property
     def row_size(self) -> int:
         return self.config.inputs[0].shape[-1]
+
+    @property
+    def takes_rows(self) -> bool:
+        return takes_rows(self.config)
 
     def lease(self) -> None:
         self.leases += 1
@@ -102,9 +125,31 @@ class Registry:
         for name, numbers in versions.items():
             if not numbers:
                 raise RepositoryError(f"{self.settings.model_repository / name} has no versions")
-            self.models[name] = {v: self._open(name, v) for v in numbers}
+            loaded = {}
+            for version in numbers:
+                try:
+                    loaded[version] = self._open(name, version)
+                except RepositoryError as error:
+                    if self.settings.strict_repository:
+                        raise
+                    self._not_served(name, version, error)
+            if loaded:
+                self.models[name] = loaded
+        if not self.models:
+            raise RepositoryError(
+                "no version in the repository can be served: "
+                + "; ".join(f"{n}/{v}: {why}" for (n, v), why in self.unavailable.items())
+            )
         self._count()
         settle_heap()
+
+    def _not_served(self, name: str, version: int, error: Exception) -> None:
+        """A version that failed to load is named (log, repository index), and not tried again
+        by polling until its files change."""
+        folder = Path(self.settings.model_repository) / name / str(version)
+        log.error("%s/%s is not served: %s", name, version, error)
+        self.unavailable[(name, version)] = str(error)
+        self._failed[(name, version)] = _stamp(folder)
 
     def _on_disk(self) -> dict[str, list[int]]:
         """Model → the versions in the repository that its version policy serves."""
@@ -148,9 +193,7 @@ class Registry:
         try:
             model = await asyncio.to_thread(self._open, name, version)
         except (RepositoryError, RuntimeError) as error:
-            log.error("%s/%s is not served: %s", name, version, error)
-            self.unavailable[(name, version)] = str(error)
-            self._failed[(name, version)] = stamp
+            self._not_served(name, version, error)
             return None
         log.info("serving %s/%s", name, version)
         self.unavailable.pop((name, version), None)
@@ -159,14 +202,16 @@ class Registry:
 
     def _open(self, name: str, version: int) -> LoadedModel:
         folder = Path(self.settings.model_repository) / name / str(version)
-        config = read_config(folder)
+        if not (folder / ONNX_FILE).is_file():
+            raise RepositoryError(f"{folder / ONNX_FILE} is missing")
         runtime = OnnxRuntime(
             folder / ONNX_FILE,
-            config,
             self.settings.providers,
             self.settings.intra_op_threads,
             self.settings.require_providers,
         )
+        config = read_config(folder, runtime.signature())
+        runtime.bind(config)
         encoder = None
         if isinstance(config.encoding, TextEncoding):
             vocabulary = folder / config.encoding.vocabulary_file
@@ -176,10 +221,15 @@ class Registry:
                 raise RepositoryError(f"{vocabulary} cannot be read: {error}") from None
         labels = {"model": name, "version": str(version)}
         version_metrics = self.metrics.version(name, version)
+        batching = self.settings.batching_for(name)
+        if not config.batchable:
+            batching = batching.model_copy(update={"enabled": False})
         batcher = Batcher(
-            runtime.run,
+            runtime.run
+            if takes_rows(config)
+            else lambda batch: Tensors(runtime.run_tensors(batch.arrays)),
             runtime.dtype,
-            self.settings.batching_for(name),
+            batching,
             self._executor,
             on_batch=version_metrics.batch,
             on_drop=lambda reason: self.metrics.dropped.labels(**labels, reason=reason).inc(),

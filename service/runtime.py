@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from contract.config import ModelConfig, RepositoryError
+from contract.config import DATATYPE_OF_ONNX, ModelConfig, RepositoryError
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,6 @@ _ORT_ERROR = 3
 ort.set_default_logger_severity(_ORT_ERROR)
 
 _NUMPY_TYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
-_ORT_TYPES = {"FP32": "tensor(float)", "FP64": "tensor(double)", "INT32": "tensor(int32)",
-              "INT64": "tensor(int64)"}  # fmt: skip
 
 
 class ProviderError(RuntimeError):
@@ -34,20 +32,20 @@ class ProviderError(RuntimeError):
 
 
 class OnnxRuntime:
+    """A model version's session. `bind` it to the version's config (completed from
+    `signature()` where the folder has none) before running it."""
+
     def __init__(
-        self,
-        path: Path,
-        config: ModelConfig,
-        providers: list[str],
-        threads: int,
-        require_providers: bool = False,
+        self, path: Path, providers: list[str], threads: int, require_providers: bool = False
     ):
+        self.path = path
+        label = f"{path.parent.parent.name}/{path.parent.name}"
         available = ort.get_available_providers()
         usable = [p for p in providers if p in available]
         if require_providers and len(usable) < len(providers):
             missing = [p for p in providers if p not in available]
             raise ProviderError(
-                f"{config.name}/{config.version}: execution providers {missing} are not available "
+                f"{label}: execution providers {missing} are not available "
                 f"(onnxruntime offers {available}); unset SERVICE_REQUIRE_PROVIDERS to fall back"
             )
         options = ort.SessionOptions()
@@ -68,32 +66,57 @@ class OnnxRuntime:
         fallen_back = [p for p in providers if p not in self.providers]
         if fallen_back:
             if require_providers:
-                raise ProviderError(
-                    f"{config.name}/{config.version}: onnxruntime could not start {fallen_back}"
-                )
+                raise ProviderError(f"{label}: onnxruntime could not start {fallen_back}")
             log.warning(
-                "%s/%s: execution providers %s unavailable, running on %s",
-                config.name, config.version, fallen_back, self.providers,
+                "%s: execution providers %s unavailable, running on %s",
+                label, fallen_back, self.providers,
             )  # fmt: skip
-        self._check_signature(path, config)
-        (self.input,) = config.inputs
-        (self.output,) = config.outputs
-        self.dtype = _NUMPY_TYPES[self.input.datatype]
 
-    def _check_signature(self, path: Path, config: ModelConfig) -> None:
-        for kind, found, expected in (
-            ("inputs", self.session.get_inputs(), config.inputs),
-            ("outputs", self.session.get_outputs(), config.outputs),
-        ):
-            actual = [
-                (t.name, t.type, [d if isinstance(d, int) else -1 for d in t.shape]) for t in found
-            ]
-            wanted = [(s.name, _ORT_TYPES[s.datatype], s.shape) for s in expected]
-            if actual != wanted:
+    def signature(self) -> dict:
+        """The graph's inputs and outputs as a model config names them (V2 datatypes, -1 for a
+        dimension the graph leaves open), or a RepositoryError naming what cannot be served."""
+        return {
+            kind: [self._spec(kind, t) for t in tensors]
+            for kind, tensors in (
+                ("inputs", self.session.get_inputs()),
+                ("outputs", self.session.get_outputs()),
+            )
+        }
+
+    def _spec(self, kind: str, tensor) -> dict:
+        datatype = DATATYPE_OF_ONNX.get(tensor.type)
+        if datatype is None:
+            raise RepositoryError(
+                f"{self.path}: {kind[:-1]} '{tensor.name}' is a {tensor.type}, which the V2 "
+                f"protocol has no datatype for (served: {', '.join(DATATYPE_OF_ONNX)})"
+            )
+        shape = tensor.shape if isinstance(tensor.shape, list) else []
+        return {
+            "name": tensor.name,
+            "datatype": datatype,
+            "shape": [d if isinstance(d, int) and d >= 0 else -1 for d in shape],
+        }
+
+    def bind(self, config: ModelConfig) -> OnnxRuntime:
+        """Checks that `config` names the graph's tensors as they are; keeps it."""
+        graph = self.signature()
+        for kind, expected in (("inputs", config.inputs), ("outputs", config.outputs)):
+            wanted = [s.model_dump() for s in expected]
+            if graph[kind] != wanted:
                 raise RepositoryError(
-                    f"{path}: graph {kind} are {actual}, its config names {wanted}"
+                    f"{self.path}: graph {kind} are {graph[kind]}, its config names {wanted}"
                 )
+        self.config = config
+        self.input, self.output = config.inputs[0], config.outputs[0]
+        self.dtype = _NUMPY_TYPES.get(self.input.datatype)
+        return self
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Runs one batch (onnxruntime releases the GIL while it runs, so a thread may call it)."""
+        """Runs one batch of a one-input model, its first output (onnxruntime releases the GIL
+        while it runs, so a thread may call it)."""
         return self.session.run([self.output.name], {self.input.name: batch})[0]
+
+    def run_tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of the graph for `feeds`, by name."""
+        names = [s.name for s in self.config.outputs]
+        return dict(zip(names, self.session.run(names, feeds), strict=True))

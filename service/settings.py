@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     require_providers: bool = Field(
         False, description="refuse to start when a listed provider is not available (fail fast)"
     )
+    strict_repository: bool = Field(
+        False,
+        description="refuse to start when a version in the repository cannot be loaded (as "
+        "Triton's --exit-on-error); otherwise it is named in the log and in the repository "
+        "index (UNAVAILABLE, with the reason) and the other versions serve",
+    )
     # One by default: these models' operators take microseconds, and a second onnxruntime
     # thread, which may not spin (it would take the CPU the event loop needs), mostly wakes too
     # late to share them: up to 1.7 x the CPU per batch, rarely a faster one (`python -m

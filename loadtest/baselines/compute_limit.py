@@ -60,11 +60,10 @@ def measure(name: str, duration: float, warmup: float) -> list[dict]:
     folder = MODELS / name / str(model_config(name)["version"])
     runtime = OnnxRuntime(
         folder / ONNX_FILE,
-        read_config(folder),
         settings.providers,
         settings.intra_op_threads,
         settings.require_providers,
-    )
+    ).bind(read_config(folder))
     batches = [np.asarray([row], dtype=runtime.dtype) for row in rows(name)]
     kinds = {"run": (lambda i: runtime.run(batches[i]), len(batches))}
     if is_text_model(name):

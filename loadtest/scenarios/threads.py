@@ -42,7 +42,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
         folder = MODELS / name / str(version)
         config = read_config(folder)
         runtimes = {
-            threads: OnnxRuntime(folder / ONNX_FILE, config, settings.providers, threads)
+            threads: OnnxRuntime(folder / ONNX_FILE, settings.providers, threads).bind(config)
             for threads in args.threads
         }
         inputs = batches(name, args.batches, runtimes[args.threads[0]].dtype)

@@ -117,7 +117,7 @@ def test_server_live_ready_and_metadata(triton):
     assert triton.is_server_ready()
     metadata = triton.get_server_metadata(as_json=True)
     assert metadata["name"] == "dlwp-serving"
-    assert metadata["extensions"] == ["model_repository"]
+    assert metadata["extensions"] == ["model_repository", "model_configuration"]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loadtest.scenarios.memory import peak_and_current, reset_peak
-from service.inference import DATATYPES
+from service.datatypes import DATATYPES
 from tests.service.support import ServerProcess, free_port, wait_until
 
 pytest.importorskip("tritonclient.grpc")

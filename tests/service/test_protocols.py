@@ -57,7 +57,7 @@ def test_server_metadata(client):
     assert answer.json() == {
         "name": "dlwp-serving",
         "version": __version__,
-        "extensions": ["model_repository"],
+        "extensions": ["model_repository", "model_configuration"],
     }
 
 

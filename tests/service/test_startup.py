@@ -1,5 +1,6 @@
-"""Start-up: a broken model repository stops `python -m service` with a non-zero exit and a message
-naming the file; execution providers fall back to the CPU or, when required, refuse to start; and
+"""Start-up: a broken version is named (the log, the repository index) while the others serve, or
+stops `python -m service` with a message naming the file where nothing else can serve or the
+repository must load whole; execution providers fall back to the CPU or, when required, refuse to start; and
 the settings read from the environment."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from service.server import create_app
 from service.settings import Settings, available_cpus
 from tests.service.support import (
+    MODELS,
     ServerProcess,
     TestClient,
     copy_repository,
@@ -73,7 +75,7 @@ def rename_input(folder):
 
 def invalid_config(folder):
     config = json.loads((folder / "config.json").read_text())
-    del config["outputs"]
+    config["outputs"][0]["datatype"] = "FP8"
     (folder / "config.json").write_text(json.dumps(config))
     return folder / "config.json"
 
@@ -91,12 +93,37 @@ def misplaced_config(folder):
          "invalid config.json", "config of another version", "vocabulary.json cut short",
          "vocabulary.json without words"],
 )  # fmt: skip
-def test_a_broken_model_stops_the_start(tmp_path, damage):
+def test_a_broken_model_is_named_and_the_others_serve(tmp_path, damage):
+    """By default, a version that cannot be loaded is named in the log and in the repository
+    index; the others serve. With SERVICE_STRICT_REPOSITORY (Triton's --exit-on-error), it stops
+    the start; where nothing else is left to serve, so does it."""
     root, named = broken_repository(tmp_path, damage)
-    code, output = run_service(root)
+    broken = named.relative_to(root).parts[:2]
+    donor = "imdb" if broken[0] == "reuters" else "reuters"
+    shutil.copytree(MODELS / donor / "1", root / donor / "1",
+                    ignore=shutil.ignore_patterns("saved_model", "*.png"))  # fmt: skip
+    process = ServerProcess(tmp_path, root, SERVICE_ADMIN_API_KEY="k").wait_ready()
+    try:
+        with httpx.Client(base_url=process.url) as http:
+            assert http.get(f"/v2/models/{donor}/versions/1/ready").status_code == 200
+            index = http.post("/v2/repository/index", headers={"Authorization": "Bearer k"})
+    finally:
+        assert process.terminate() == 0
+    entry = next(e for e in index.json() if (e["name"], e["version"]) == broken)
+    assert entry["state"] == "UNAVAILABLE"
+    assert str(named) in entry["reason"]
+    assert f"{broken[0]}/{broken[1]} is not served: " in process.output()
+    code, output = run_service(root, SERVICE_STRICT_REPOSITORY="true")
     assert code != 0, output
     assert f"cannot start: {named}" in output, output
-    assert "Application startup complete" not in output
+    shutil.rmtree(root / donor)
+    for other in (root / broken[0]).iterdir():
+        if other.name != broken[1]:
+            shutil.rmtree(other)
+    code, output = run_service(root)
+    assert code != 0, output
+    assert "no version in the repository can be served" in output, output
+    assert str(named) in output
 
 
 def test_an_empty_repository_stops_the_start(tmp_path):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 import grpc
-from service import inference
+from service import datatypes, inference
 from service.api.grpc.messages import messages
 from service.dataplane import Call, DataPlane
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
@@ -31,13 +31,16 @@ STATUS: dict[Kind, grpc.StatusCode] = {
     Kind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     Kind.INTERNAL: grpc.StatusCode.INTERNAL,
 }
-# The datatypes a model config may name, and the typed-contents field that holds each.
+# The typed-contents field that holds each datatype (FP16 has none: raw contents only).
 CONTENTS_FIELDS = {
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "INT32": "int_contents",
+    "BOOL": "bool_contents",
+    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
     "INT64": "int64_contents",
-}
+    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}  # fmt: skip
 
 
 def status_of(error: ServiceError) -> tuple[grpc.StatusCode, str]:
@@ -94,25 +97,28 @@ class InferenceServicer:
             [(i.name, i.datatype) for i in request.inputs],
             [o.name for o in request.outputs],
         )
+        if not model.takes_rows:
+            return await self._infer_tensors(call, model, request)
         tensor = request.inputs[0]
         shape = list(tensor.shape)
         plane.check_shape(model, shape, "inputs[0].shape", "inputs[0]")
         raw = bool(request.raw_input_contents)
-        rows = (_raw_rows if raw else _typed_rows)(request, shape)
+        rows = _raw(request, 0, shape) if raw else _typed(tensor, 0, shape)
         result = await plane.infer(call, model, rows, "inputs[0]")
-        output = model.config.outputs[0]
-        answer = messages.ModelInferResponse(
-            model_name=model.name, model_version=str(model.version), id=request.id
-        )
-        tensor = answer.outputs.add(name=output.name, datatype=output.datatype, shape=result.shape)
-        # Answered in the form asked in: raw contents (as tritonclient sends) or typed ones.
-        if raw:
-            answer.raw_output_contents.append(inference.to_bytes(result, output.datatype))
-        else:
-            getattr(tensor.contents, CONTENTS_FIELDS[output.datatype]).extend(
-                result.ravel().tolist()
-            )
-        return answer
+        return _answer(model, request, {model.config.outputs[0].name: result}, raw)
+
+    async def _infer_tensors(self, call: Call, model, request):
+        """A model of named tensors: each input in its own datatype and shape, every output (or
+        those asked for) answered."""
+        specs = {spec.name: spec for spec in model.config.inputs}
+        raw = bool(request.raw_input_contents)
+        arrays = {}
+        for i, tensor in enumerate(request.inputs):
+            shape = list(tensor.shape)
+            inference.check_shape(specs[tensor.name], shape, f"inputs[{i}].shape")
+            arrays[tensor.name] = _raw(request, i, shape) if raw else _typed(tensor, i, shape)
+        results = await self.dataplane.infer_tensors(call, model, arrays)
+        return _answer(model, request, results, raw)
 
     # -- the model repository (Triton's extension), behind SERVICE_ADMIN_API_KEY
 
@@ -140,35 +146,80 @@ class InferenceServicer:
         return messages.RepositoryModelUnloadResponse()
 
 
-def _raw_rows(request, shape: list[int]) -> np.ndarray:
-    """The input from `raw_input_contents`: little-endian bytes, row-major."""
-    tensor = request.inputs[0]
-    if len(request.raw_input_contents) != 1 or tensor.HasField("contents"):
+def _answer(model, request, results: dict, raw: bool):
+    """The outputs asked for (none: all), in the form the inputs came in: raw contents (as
+    tritonclient sends) or typed ones; raw for all where one has no typed field (FP16), as the
+    proto allows no mix."""
+    answer = messages.ModelInferResponse(
+        model_name=model.name, model_version=str(model.version), id=request.id
+    )
+    specs = inference.answered(model, [o.name for o in request.outputs])
+    raw = raw or any(spec.datatype not in CONTENTS_FIELDS for spec in specs)
+    for spec in specs:
+        result = results[spec.name]
+        tensor = answer.outputs.add(name=spec.name, datatype=spec.datatype, shape=result.shape)
+        if raw:
+            answer.raw_output_contents.append(datatypes.to_bytes(result, spec.datatype))
+        elif spec.datatype == "BYTES":
+            tensor.contents.bytes_contents.extend(
+                e.encode() if isinstance(e, str) else e for e in result.ravel().tolist()
+            )
+        else:
+            getattr(tensor.contents, CONTENTS_FIELDS[spec.datatype]).extend(result.ravel().tolist())
+    return answer
+
+
+def _raw(request, index: int, shape: list[int]) -> np.ndarray:
+    """Input `index` from `raw_input_contents`: little-endian bytes, row-major."""
+    tensor = request.inputs[index]
+    if len(request.raw_input_contents) != len(request.inputs) or tensor.HasField("contents"):
         raise BadInputError(
-            "send the input's data either in raw_input_contents (one entry per input) or in "
-            "inputs[0].contents, not both",
+            "send the inputs' data either in raw_input_contents (one entry per input) or in "
+            "each input's contents, not both",
             "raw_input_contents",
         )
-    return inference.from_bytes(
-        request.raw_input_contents[0], tensor.name, tensor.datatype, shape, "raw_input_contents[0]"
+    return datatypes.from_bytes(
+        request.raw_input_contents[index],
+        tensor.name,
+        tensor.datatype,
+        shape,
+        f"raw_input_contents[{index}]",
     )
 
 
-def _typed_rows(request, shape: list[int]) -> np.ndarray:
-    """The input from `inputs[0].contents`, in the field of its datatype, converted value by
-    value (`np.fromiter`: no Python list of the values on the way)."""
-    tensor = request.inputs[0]
-    field = CONTENTS_FIELDS[tensor.datatype]
+def _typed(tensor, index: int, shape: list[int]) -> np.ndarray:
+    """Input `index` from its contents, in the field of its datatype, converted value by value
+    (`np.fromiter`: no Python list of the values on the way)."""
+    where = f"inputs[{index}].contents"
+    field = CONTENTS_FIELDS.get(tensor.datatype)
+    if field is None:
+        raise BadInputError(f"{tensor.datatype} data goes in raw_input_contents", where)
     others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
     if others:
-        raise BadInputError(
-            f"{tensor.datatype} data goes in {field}, got {others}", "inputs[0].contents"
-        )
+        raise BadInputError(f"{tensor.datatype} data goes in {field}, got {others}", where)
     values = getattr(tensor.contents, field)
     if len(values) != math.prod(shape):
         raise BadInputError(
-            f"{field} holds {len(values)} values, shape {shape} needs {math.prod(shape)}",
-            "inputs[0].contents",
+            f"{field} holds {len(values)} values, shape {shape} needs {math.prod(shape)}", where
         )
-    dtype = inference.DATATYPES[tensor.datatype]
-    return np.fromiter(values, dtype, len(values)).reshape(shape)
+    if tensor.datatype == "BYTES":
+        return datatypes.from_json([_text(v, where) for v in values], "BYTES", shape, where)
+    dtype = datatypes.DATATYPES[tensor.datatype]
+    wide = np.fromiter(values, _WIDE.get(dtype.kind, dtype), len(values))
+    if dtype.kind in "iu" and wide.size:
+        limits = np.iinfo(dtype)
+        if wide.min() < limits.min or wide.max() > limits.max:
+            raise BadInputError(
+                f"values beyond {tensor.datatype}'s {limits.min}..{limits.max}", where
+            )
+    return wide.astype(dtype, copy=False).reshape(shape)
+
+
+_WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}  # the proto's widest, then narrowed
+
+
+def _text(value: bytes, field: str) -> str:
+    try:  # onnxruntime takes a string tensor's elements as text
+        return value.decode()
+    except UnicodeDecodeError:
+        raise BadInputError("a BYTES element is not UTF-8 text", field) from None

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from contract.numbers import read_count
+from service.datatypes import from_bytes
 from service.errors import BadInputError
-from service.inference import from_bytes
 
 HEADER_LENGTH = "inference-header-content-length"
 

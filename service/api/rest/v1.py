@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service import datatypes, inference
 from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.errors import protocol_route
@@ -93,6 +95,8 @@ async def predict(request: Request, model: str, version: VersionPath = None):
         raise BadInputError(
             f"unknown signature '{body.signature_name}'; use serving_default", "signature_name"
         )
+    if not loaded.takes_rows:
+        return await _predict_tensors(request, loaded, body)
     field, rows = (
         ("instances", body.instances) if body.instances is not None else ("inputs", body.inputs)
     )
@@ -120,6 +124,64 @@ async def predict(request: Request, model: str, version: VersionPath = None):
     )
 
 
+async def _predict_tensors(request: Request, loaded, body: PredictRequest):
+    """A model of named tensors, as TensorFlow Serving takes a signature of several inputs: each
+    instance an object of the inputs' values (one input: the value itself), or columnar, an
+    object of whole tensors; answered alike (one output: its values alone)."""
+    names = [spec.name for spec in loaded.config.inputs]
+    if body.instances is not None:
+        field, instances = "instances", body.instances
+        if len(names) == 1 and not (instances and isinstance(instances[0], dict)):
+            columns = {names[0]: instances}
+        elif all(isinstance(i, dict) and sorted(i) == sorted(names) for i in instances):
+            columns = {name: [i[name] for i in instances] for name in names}
+        else:
+            raise BadInputError(f"each instance must be an object with the keys {names}", field)
+    else:
+        field = "inputs"
+        columns = body.inputs if isinstance(body.inputs, dict) else {names[0]: body.inputs}
+        if sorted(columns) != sorted(names):
+            raise BadInputError(f"the model takes the inputs {names}, got {sorted(columns)}", field)
+    arrays = {}
+    for spec in loaded.config.inputs:
+        where = f"{field}.{spec.name}" if len(names) > 1 else field
+        value = columns[spec.name]
+        shape = _shape_of(value, where)
+        inference.check_shape(spec, shape, where)
+        arrays[spec.name] = datatypes.from_json(
+            value if isinstance(value, list) else [value], spec.datatype, shape, where
+        )
+    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays)
+    outputs = {
+        spec.name: np.asarray(
+            datatypes.to_json(results[spec.name], spec.datatype), dtype=object
+        ).reshape(results[spec.name].shape)
+        for spec in loaded.config.outputs
+    }
+    if body.instances is None:
+        answer = (
+            outputs.popitem()[1].tolist()
+            if len(outputs) == 1
+            else {name: value.tolist() for name, value in outputs.items()}
+        )
+        return wire.answer(request, {"outputs": answer})
+    if len(outputs) == 1:
+        return wire.answer(request, {"predictions": next(iter(outputs.values())).tolist()})
+    count = len(next(iter(outputs.values())))
+    rows = [{name: value[i].tolist() for name, value in outputs.items()} for i in range(count)]
+    return wire.answer(request, {"predictions": rows})
+
+
+def _shape_of(value: Any, field: str) -> list[int]:
+    """The dimensions of a nested JSON list; ragged nesting is a 400."""
+    if not isinstance(value, list):
+        return []
+    shapes = {tuple(_shape_of(item, field)) for item in value}
+    if len(shapes) > 1:
+        raise BadInputError("nested data is ragged", field)
+    return [len(value), *(shapes.pop() if shapes else ())]
+
+
 @routes(router.get, "/models/{model}", "/models/{model}/versions/{version:int}", responses=ERRORS)
 async def model_status(request: Request, model: str, version: VersionPath = None):
     return _status(request, model, version)
@@ -129,11 +191,10 @@ async def model_status(request: Request, model: str, version: VersionPath = None
         responses=ERRORS)  # fmt: skip
 async def model_metadata(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
-    spec, output = loaded.config.inputs[0], loaded.config.outputs[0]
 
     def tensor(s) -> dict:
         return {
-            "dtype": "DT_FLOAT",
+            "dtype": TF_DTYPES[s.datatype],
             "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]},
             "name": s.name,
         }
@@ -144,11 +205,20 @@ async def model_metadata(request: Request, model: str, version: VersionPath = No
             "signature_def": {
                 "signature_def": {
                     "serving_default": {
-                        "inputs": {spec.name: tensor(spec)},
-                        "outputs": {output.name: tensor(output)},
+                        "inputs": {s.name: tensor(s) for s in loaded.config.inputs},
+                        "outputs": {s.name: tensor(s) for s in loaded.config.outputs},
                         "method_name": "tensorflow/serving/predict",
                     }
                 }
             }
         },
     }
+
+
+# TensorFlow's names of the V2 datatypes, as TF Serving's metadata gives them.
+TF_DTYPES = {
+    "BOOL": "DT_BOOL", "UINT8": "DT_UINT8", "UINT16": "DT_UINT16", "UINT32": "DT_UINT32",
+    "UINT64": "DT_UINT64", "INT8": "DT_INT8", "INT16": "DT_INT16", "INT32": "DT_INT32",
+    "INT64": "DT_INT64", "FP16": "DT_HALF", "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE",
+    "BYTES": "DT_STRING",
+}  # fmt: skip

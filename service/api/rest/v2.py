@@ -11,8 +11,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.config import ModelConfig
 from contract.numbers import read_count
-from service import inference
+from service import datatypes, inference
 from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.binary import HEADER_LENGTH, BinaryData, binary_size, split
@@ -118,7 +119,9 @@ class ResponseOutput(BaseModel):
     parameters: dict[str, Any] | None = Field(
         None, description="`binary_data_size` for an output in binary"
     )
-    data: list[float] | None = Field(None, description="absent for an output in binary")
+    data: list[bool | int | float | str] | None = Field(
+        None, description="Row-major elements, flat; absent for an output in binary"
+    )
 
 
 class InferenceResponse(BaseModel):
@@ -153,17 +156,10 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     inference.check_tensors(
         loaded, [(i.name, i.datatype) for i in body.inputs], [o.name for o in body.outputs or []]
     )
+    if not loaded.takes_rows:
+        return await _infer_tensors(request, loaded, body, binary)
     tensor = body.inputs[0]
-    size = binary_size(tensor.parameters, "inputs[0]")
-    if size is None and tensor.data is None:
-        raise BadInputError(
-            "Field required (or parameters.binary_data_size, for binary data)", "inputs[0].data"
-        )
-    if size is not None and tensor.data is not None:
-        raise BadInputError(
-            "binary_data_size says the data is binary, but the input has JSON data too",
-            "inputs[0].parameters",
-        )
+    size = _binary_size(tensor, "inputs[0]")
     if size is None:
         rows = wire.json_rows(
             request, loaded, tensor.data, tensor.shape, "inputs[0]",
@@ -174,26 +170,73 @@ async def infer(request: Request, model: str, version: VersionPath = None):
         binary_data = BinaryData(binary)
         rows = binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, "inputs[0]")
         binary_data.check_all_taken()
-    binary_output = _binary_output(body)
     result = await dataplane(request).infer(call, loaded, rows, "inputs[0]")
-    answer = {"name": output.name, "shape": list(result.shape), "datatype": output.datatype}
-    blobs = []
-    if binary_output:
-        blobs.append(inference.to_bytes(result, output.datatype))
-        answer["parameters"] = {"binary_data_size": len(blobs[0])}
-    else:
-        answer["data"] = result.ravel().tolist()
+    return _answer(request, loaded, body, {output.name: result})
+
+
+async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binary: memoryview):
+    """A model of named tensors: each input in its own datatype and shape, every output (or
+    those asked for) answered."""
+    specs = {spec.name: spec for spec in loaded.config.inputs}
+    binary_data = BinaryData(binary)
+    arrays = {}
+    for i, tensor in enumerate(body.inputs):
+        field = f"inputs[{i}]"
+        inference.check_shape(specs[tensor.name], tensor.shape, f"{field}.shape")
+        size = _binary_size(tensor, field)
+        arrays[tensor.name] = (
+            datatypes.from_json(tensor.data, tensor.datatype, tensor.shape, f"{field}.data")
+            if size is None
+            else binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, field)
+        )
+    binary_data.check_all_taken()
+    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays)
+    return _answer(request, loaded, body, results)
+
+
+def _binary_size(tensor: RequestInput, field: str) -> int | None:
+    """The input's binary_data_size, where its data is binary; None for JSON data."""
+    size = binary_size(tensor.parameters, field)
+    if size is None and tensor.data is None:
+        raise BadInputError(
+            "Field required (or parameters.binary_data_size, for binary data)", f"{field}.data"
+        )
+    if size is not None and tensor.data is not None:
+        raise BadInputError(
+            "binary_data_size says the data is binary, but the input has JSON data too",
+            f"{field}.parameters",
+        )
+    return size
+
+
+def _answer(request: Request, loaded, body: InferenceRequest, results: dict) -> Response:
+    """The outputs asked for (none: all), each in JSON or binary as the request says."""
+    asked = [o.name for o in body.outputs or []]
+    in_binary = _binary_outputs(body)
+    outputs, blobs = [], []
+    for spec in inference.answered(loaded, asked):
+        result = results[spec.name]
+        answer = {"name": spec.name, "shape": list(result.shape), "datatype": spec.datatype}
+        if in_binary.get(spec.name, in_binary[None]):
+            blobs.append(datatypes.to_bytes(result, spec.datatype))
+            answer["parameters"] = {"binary_data_size": len(blobs[-1])}
+        else:
+            answer["data"] = datatypes.to_json(result, spec.datatype)
+        outputs.append(answer)
     content = {"model_name": loaded.name, "model_version": str(loaded.version), "id": body.id}
-    return wire.answer(request, {**content, "outputs": [answer]}, blobs)
+    return wire.answer(request, {**content, "outputs": outputs}, blobs)
 
 
-def _binary_output(body: InferenceRequest) -> bool:
-    """Whether the output goes in binary: as it asks, else as the request asks for all."""
+def _binary_outputs(body: InferenceRequest) -> dict[str | None, bool]:
+    """Whether each output goes in binary: as it asks, else (key None) as the request asks for
+    all."""
     everything = bool((body.parameters or {}).get("binary_data_output", False))
-    if body.outputs is None:
-        return everything
-    asked = [o.parameters.get("binary_data") for o in body.outputs if o.parameters]
-    return bool(asked[-1]) if asked and asked[-1] is not None else everything
+    chosen: dict[str | None, bool] = {None: everything}
+    for output in body.outputs or []:
+        asked = (output.parameters or {}).get("binary_data")
+        if asked is not None:
+            chosen[output.name] = bool(asked)
+    return chosen
 
 
 @router.get("", response_model=ServerMetadata)
@@ -220,6 +263,14 @@ async def ready(request: Request, response: Response):
         response_model=ModelMetadata, responses=ERRORS)  # fmt: skip
 async def model_metadata(request: Request, model: str, version: VersionPath = None):
     return inference.model_metadata(dataplane(request), served(request, model, version))
+
+
+@routes(router.get, "/models/{model}/config", "/models/{model}/versions/{version:int}/config",
+        response_model=ModelConfig, response_model_exclude_none=True, responses=ERRORS)  # fmt: skip
+async def model_config(request: Request, model: str, version: VersionPath = None):
+    """The version's config, as the service completed it from the graph where the folder's
+    config.json is missing or partial (Triton's model configuration extension)."""
+    return served(request, model, version).config
 
 
 @routes(router.get, "/models/{model}/ready", "/models/{model}/versions/{version:int}/ready",

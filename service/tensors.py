@@ -1,0 +1,44 @@
+"""Named tensors that share their first dimension: a request's inputs to a model that is not a
+model of rows (several inputs, any datatype), and a batch's outputs of it.
+
+The batcher merges requests along the first dimension where the model's config allows it
+(`ModelConfig.batchable`) and their other dimensions agree (`signature`); a model that cannot be
+batched runs each request as it is: one part, whatever its first dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tensors:
+    arrays: dict[str, np.ndarray]
+    batched: bool = True  # False: the first dimension is not a batch; one part, never cut
+
+    def __len__(self) -> int:
+        if not self.batched:
+            return 1
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, part: slice) -> Tensors:
+        if not self.batched:
+            return self
+        return Tensors({name: array[part] for name, array in self.arrays.items()})
+
+    @property
+    def signature(self) -> tuple:
+        """What must agree for two requests to run as one batch: each tensor's datatype and
+        dimensions after the first."""
+        return tuple((name, a.dtype.str, a.shape[1:]) for name, a in self.arrays.items())
+
+    @staticmethod
+    def concatenate(parts: Sequence[Tensors]) -> Tensors:
+        if len(parts) == 1:
+            return parts[0]
+        return Tensors(
+            {name: np.concatenate([p.arrays[name] for p in parts]) for name in parts[0].arrays}
+        )
