@@ -11,7 +11,8 @@ Triton's layout, `<root>/<name>/<version>/`, each version folder self-describing
 
 A version of a model made elsewhere may have only `model.onnx`: the service completes its config
 from the graph; provenance (`metrics`, `training`, `export`, `gate`) is there for the versions the
-trainer made. Pure pydantic: no TensorFlow, no onnxruntime.
+trainer made, and `imported` (with `export` where it converted the model) for the ones
+`trainer import` published. Pure pydantic: no TensorFlow, no onnxruntime.
 """
 
 from __future__ import annotations
@@ -125,6 +126,22 @@ class Export(_Strict):
     labels_identical: bool | None = None
 
 
+class Imported(_Strict):
+    """Where a version that `trainer import` published came from: a model made elsewhere, checked
+    on rows before it was published (no test set: no metrics, no gate)."""
+
+    file: str = Field(description="the imported file's (or SavedModel folder's) name")
+    format: Literal["keras", "saved_model", "onnx"]
+    sha256: str = Field(description="of the file; of a folder: of its files' paths and contents")
+    checked_rows: int = Field(description="rows the ONNX graph ran on before it was published")
+    rows_file: dict[str, str] | None = Field(
+        None, description="the rows given (--rows), name → sha256; None: generated from the inputs"
+    )
+    seed: int | None = Field(None, description="the generated rows' seed")
+    library_versions: dict[str, str]
+    imported_at: str
+
+
 class Gate(_Strict):
     """The comparison this version passed (or was forced past) when the trainer published it: its
     test figure against the newest published version's, both scored on the same test rows."""
@@ -183,6 +200,7 @@ class ModelConfig(_Strict):
     training: Training | None = None
     export: Export | None = None
     gate: Gate | None = Field(None, description="versions published through the trainer's gate")
+    imported: Imported | None = Field(None, description="versions published by `trainer import`")
     batching: bool | None = Field(
         None,
         description="whether concurrent requests may be merged along the first dimension; None: "

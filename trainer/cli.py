@@ -1,9 +1,12 @@
-"""`trainer train | evaluate | export`: the command line people retrain with.
+"""`trainer train | evaluate | export | import`: the command line people retrain with.
+
+`import` publishes a model made elsewhere (a Keras file, a SavedModel, an ONNX graph) as a version.
 
 Exit codes: 0 done, 1 evaluated metrics differ from the config, 2 bad arguments, 3 missing or corrupt
 data, 4 export failed its checks, 5 model repository problem, 6 the gate kept a new version back.
 
-Only `train` and `export` import TensorFlow; arguments, data files and versions are checked first.
+Only `train`, `export` and `import` of a Keras file or a SavedModel import TensorFlow (`import` of
+an ONNX graph does not); arguments, data files and versions are checked first.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from pathlib import Path
 
 from contract.config import RepositoryError
-from trainer import data, publish
+from trainer import data, imported, publish
 from trainer.data import DataError
 
 DATASETS = ("imdb", "reuters", "boston")
@@ -45,6 +48,22 @@ def _fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return value
+
+
+def _model_name(text: str) -> str:
+    if not imported.NAME_RULE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"must match {imported.NAME_RULE.pattern} (lower case: a folder and a URL part), "
+            f"got {text!r}"
+        )
+    return text
+
+
+def _labels(text: str) -> list[str]:
+    labels = [label.strip() for label in text.split(",")]
+    if not all(labels) or len(set(labels)) != len(labels):
+        raise argparse.ArgumentTypeError(f"must name each label once, none empty, got {text!r}")
+    return labels
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -121,12 +140,52 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("dataset", choices=[*DATASETS, "all"], help="the model")
         command.add_argument("--version", type=_positive, help="default: the newest")
         command.add_argument("--models", type=Path, default=Path("models"), help="model repository")
+
+    bring = commands.add_parser(
+        "import",
+        formatter_class=formatter,
+        help="publish a model made elsewhere (.keras, SavedModel folder, .onnx) as a new version",
+        description="Publishes a model made elsewhere as a new version: a Keras file or a "
+        "SavedModel exported to a SavedModel and ONNX and checked for parity as trained models "
+        "are, an ONNX graph as it is once onnxruntime ran it. No test set: no metrics, no gate.",
+    )
+    bring.add_argument(
+        "source",
+        type=Path,
+        metavar="SOURCE",
+        help="a Keras model file (.keras), a SavedModel folder or a .onnx file",
+    )
+    bring.add_argument(
+        "--name", required=True, type=_model_name, help="the model's name in the repository"
+    )
+    bring.add_argument("--version", type=_positive, help="version to write (default: next free)")
+    bring.add_argument("--models-dir", type=Path, default=Path("models"), help="model repository")
+    bring.add_argument(
+        "--rows",
+        type=Path,
+        metavar="ROWS.npz",
+        help="an .npz of arrays named by the model's inputs, to check it on (default: rows made "
+        "up from the inputs' shapes and datatypes)",
+    )
+    bring.add_argument("--description", help="the config's description")
+    bring.add_argument(
+        "--labels",
+        type=_labels,
+        metavar="a,b,...",
+        help="class names by output index, comma-separated: a,b,c",
+    )
+    bring.add_argument(
+        "--seed", type=_non_negative, default=0, help="of the made-up rows (without --rows)"
+    )
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     top = parser()
     args = top.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
+    if args.command == "import":
+        return _run(_import, args)
     own = None
     if args.train_file or args.test_file:
         if args.dataset == "all":
@@ -134,11 +193,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train" and args.train_file is None:
             top.error("train needs --train-file to go with --test-file")
         own = data.OwnFiles(args.train_file, args.test_file, args.test_share)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up noise
-    try:
+
+    def run() -> int:
         data_dir = data.resolve_data_dir(args.data_dir)
-        run = {"train": _train, "evaluate": _evaluate, "export": _export}[args.command]
-        return run(args, data_dir, own)
+        command = {"train": _train, "evaluate": _evaluate, "export": _export}[args.command]
+        return command(args, data_dir, own)
+
+    return _run(run)
+
+
+def _run(command, *args) -> int:
+    """The command's exit code; an error it raises as the exit code and message of its kind."""
+    try:
+        return command(*args)
+    except imported.UsageError as error:
+        return _fail(EXIT_USAGE, error)
     except DataError as error:
         return _fail(EXIT_DATA, error)
     except publish.ExportError as error:
@@ -269,6 +338,43 @@ def _export(args, data_dir, own) -> int:
             f"parity over {config.export.parity_rows} test rows, "
             f"max |diff| {config.export.max_abs_diff_onnx:.2e}"
         )
+    return 0
+
+
+def _import(args) -> int:
+    result = imported.import_model(
+        args.source,
+        name=args.name,
+        version=args.version,
+        models_dir=args.models_dir,
+        rows_file=args.rows,
+        description=args.description,
+        labels=args.labels,
+        seed=args.seed,
+    )
+    config, record = result.config, result.config.imported
+    print(f"{config.name}/{config.version}: published {result.folder} from {args.source}")
+    for kind, specs in (("inputs", config.inputs), ("outputs", config.outputs)):
+        shown = ", ".join(f"{s.name} {s.datatype} {s.shape}" for s in specs)
+        print(f"  {kind:<8} {shown}")
+    rows = (
+        f"{record.checked_rows} rows of {args.rows}"
+        if args.rows
+        else f"{record.checked_rows} made-up rows (seed {args.seed})"
+    )
+    if config.export is None:
+        print(f"  model.onnx as given: onnxruntime loaded it and ran it on {rows}")
+    else:
+        made = "the Keras model" if result.format == "keras" else "the SavedModel"
+        print(
+            f"  exported as trained models are (opset {config.export.opset}): {made}, "
+            f"saved_model/ and model.onnx agree on {rows}, max |diff| "
+            f"{max(config.export.max_abs_diff_onnx, config.export.max_abs_diff_saved_model):.2e}"
+        )
+    print(
+        "  no metric comparison: an imported model has no test set, so no gate scored it "
+        "against earlier versions"
+    )
     return 0
 
 

@@ -3,13 +3,9 @@ against the newest published version, and the new version in the model repositor
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +14,7 @@ from contract.config import CURVES_FILE, Gate, ModelConfig, Scores, Training, re
 from trainer import data, export, publish
 from trainer.evaluate import predict_version, score
 from trainer.fit import plot_curves
+from trainer.provenance import library_versions, machine
 from trainer.publish import Candidate
 from trainer.report import LOG_FILE, TrainingLog
 
@@ -130,33 +127,3 @@ def release(
         target = publish.publish(folder, config, models_dir)
     publish.write_index(models_dir)
     return Released(target, config, passed)
-
-
-def library_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name, distributions in (
-        ("tensorflow", ("tensorflow-cpu", "tensorflow")),
-        *((name, (name,)) for name in ("keras", "tf2onnx", "onnx", "onnxruntime", "numpy")),
-    ):
-        for distribution in distributions:
-            try:
-                found[name] = package_version(distribution)
-                break
-            except PackageNotFoundError:
-                continue
-    return found
-
-
-def machine() -> str:
-    """e.g. 'Linux x86_64, 2 CPUs (Intel(R) Xeon(R) …)'."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        model = names[0] if names else model
-    return f"{platform.system()} {platform.machine()}, {cpus} CPUs ({model or 'unknown CPU'})"
