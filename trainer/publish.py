@@ -16,6 +16,7 @@ from contract.config import (
     CURVES_FILE,
     Gate,
     ModelConfig,
+    RepositoryError,
     TabularEncoding,
     Target,
     TensorSpec,
@@ -162,6 +163,20 @@ def newest_version(models_dir: Path, name: str) -> int | None:
     if not models_dir.is_dir():
         return None
     return max(list_versions(models_dir).get(name, []), default=None)
+
+
+def newest_trained_version(models_dir: Path, name: str) -> int | None:
+    """The newest version the trainer trained (its config has a training record): what the gate
+    compares a new one with. An imported version has no test figure of the book's data."""
+    if not models_dir.is_dir():
+        return None
+    for version in sorted(list_versions(models_dir).get(name, []), reverse=True):
+        try:
+            if read_config(models_dir / name / str(version)).training is not None:
+                return version
+        except RepositoryError:
+            continue  # a bare or broken folder: not the trainer's
+    return None
 
 
 def next_version(models_dir: Path, name: str) -> int:

@@ -91,7 +91,7 @@ def release(
             ),
             export=export.export_info(parity),
         )
-        previous_version = publish.newest_version(models_dir, name)
+        previous_version = publish.newest_trained_version(models_dir, name)
         previous = previous_outputs = None
         other_data = False
         if previous_version is not None:

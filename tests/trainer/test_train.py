@@ -309,3 +309,23 @@ def test_a_published_version_is_readable_by_other_users(synthetic_data_dir, tmp_
     modes = {path: stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.rglob("*")]}
     assert {path for path, mode in modes.items() if path.is_dir() and mode != 0o755} == set()
     assert {path for path, mode in modes.items() if path.is_file() and mode != 0o644} == set()
+
+
+def test_the_gate_compares_with_the_newest_trained_version_past_an_imported_one(
+    synthetic_data_dir, tmp_path, capsys
+):
+    """A version imported under a book model's name (`trainer import`) has no test figure: the
+    next training is judged against the newest version the trainer trained."""
+    from tests.trainer.test_import import tiny_graph
+
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "3") == 0
+    graph = tmp_path / "other.onnx"
+    graph.write_bytes(tiny_graph().SerializeToString())
+    assert main(["import", str(graph), "--name", "boston", "--models-dir", str(tmp_path)]) == 0
+    assert list_versions(tmp_path) == {"boston": [1, 2]}
+    capsys.readouterr()
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "1") == (
+        EXIT_GATE
+    )
+    (kept,) = (tmp_path / "boston").glob(".staging-*")
+    assert json.loads((kept / "config.json").read_text())["gate"]["previous_version"] == 1
