@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import shutil
 
 import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from loadtest.harness.servers import free_port
@@ -373,3 +376,121 @@ def test_a_graph_that_cannot_be_served_is_named_and_the_others_serve(server):
     assert "broken/1 is not served" in log
     assert "broken/2 is not served" in log
     assert httpx.get(f"{server.url}/v2/models/broken").status_code == 404
+
+
+# -- the fuzz: any tensors, over gRPC and V2 JSON, are answered or refused, never INTERNAL/500
+
+NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+DATATYPE_NAMES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                  "INT64", "FP16", "FP32", "FP64", "BYTES", "BF16", ""]  # fmt: skip
+TENSOR_MODELS = st.sampled_from(["mixer", "texts", "sums", "fixed"])
+TENSOR_NAMES = st.sampled_from(["x", "mask", "text", "flag", "seq", "a", "nope"])
+SMALL_SHAPES = st.lists(st.integers(-1, 4), max_size=3)
+CONTENTS = {
+    "bool_contents": st.booleans(),
+    "int_contents": st.integers(-(2**31), 2**31 - 1),
+    "int64_contents": st.integers(-(2**63), 2**63 - 1),
+    "uint_contents": st.integers(0, 2**32 - 1),
+    "uint64_contents": st.integers(0, 2**64 - 1),
+    "fp32_contents": st.floats(width=32),
+    "fp64_contents": st.floats(),
+    "bytes_contents": st.binary(max_size=6),
+}
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=16,
+)  # fmt: skip
+
+
+SIGNATURES = {
+    "mixer": [("x", "FP16", [-1, 3]), ("mask", "UINT8", [-1, 3])],
+    "texts": [("text", "BYTES", [-1]), ("flag", "BOOL", [-1])],
+    "sums": [("seq", "INT64", [-1, -1])],
+    "fixed": [("a", "FP32", [2, 2])],
+}
+
+
+def mostly(draw, right, anything):
+    """The right value most of the time (so that the checks behind the first pass), else any."""
+    return right if draw(st.integers(0, 4)) < 4 else draw(anything)
+
+
+@st.composite
+def tensor_requests(draw) -> service_pb2.ModelInferRequest:
+    model = draw(TENSOR_MODELS)
+    request = service_pb2.ModelInferRequest(model_name=model)
+    raw = draw(st.booleans())
+    signature = draw(st.permutations(SIGNATURES[model]))
+    extra = draw(
+        st.lists(st.tuples(TENSOR_NAMES, st.sampled_from(DATATYPE_NAMES), SMALL_SHAPES), max_size=1)
+    )
+    for name, datatype, shape in [*signature, *extra]:
+        rows = draw(st.integers(0, 3))
+        fitting = [rows if d == -1 else d for d in shape]
+        tensor = request.inputs.add(
+            name=mostly(draw, name, TENSOR_NAMES),
+            datatype=mostly(draw, datatype, st.sampled_from(DATATYPE_NAMES)),
+            shape=mostly(draw, fitting, SMALL_SHAPES),
+        )
+        count = mostly(draw, min(max(math.prod(tensor.shape), 0), 32), st.integers(0, 8))
+        if raw:
+            request.raw_input_contents.append(draw(st.binary(min_size=count, max_size=count * 8)))
+        else:
+            field = draw(st.sampled_from(sorted(CONTENTS)))
+            values = st.lists(CONTENTS[field], min_size=count, max_size=count)
+            getattr(tensor.contents, field).extend(draw(values))
+    for name in draw(
+        st.lists(st.sampled_from(["scaled", "echo", "total", "b", "nope"]), max_size=2)
+    ):
+        request.outputs.add(name=name)
+    return request
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=tensor_requests())
+def test_fuzzed_tensors_over_grpc_are_never_internal(server, request):
+    with grpc.insecure_channel(server.grpc) as channel:
+        future = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(
+            request, timeout=30
+        )
+        error = future.exception()
+    assert error is None or error.code() not in NEVER, request
+
+
+ELEMENTS = {
+    "BOOL": st.booleans(), "BYTES": st.text(max_size=4), "FP16": st.floats(-7e4, 7e4),
+    "FP32": st.floats(allow_nan=False, allow_infinity=False), "INT64": st.integers(-(2**64), 2**64),
+    "UINT8": st.integers(-1, 256),
+}  # fmt: skip
+
+
+@st.composite
+def json_requests(draw) -> tuple[str, dict]:
+    model = draw(TENSOR_MODELS)
+    inputs = []
+    for name, datatype, shape in draw(st.permutations(SIGNATURES[model])):
+        rows = draw(st.integers(0, 3))
+        shape = mostly(draw, [rows if d == -1 else d for d in shape], SMALL_SHAPES)
+        count = min(max(math.prod(shape), 0), 32)
+        data = mostly(draw, draw(st.lists(ELEMENTS[datatype], min_size=count, max_size=count)),
+                      JSON_VALUES)  # fmt: skip
+        inputs.append({
+            "name": mostly(draw, name, TENSOR_NAMES),
+            "datatype": mostly(draw, datatype, st.sampled_from(DATATYPE_NAMES)),
+            "shape": shape,
+            "data": data,
+        })  # fmt: skip
+    return model, {"inputs": inputs}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=json_requests())
+def test_fuzzed_tensors_over_v2_json_are_never_a_500(server, request):
+    model, body = request
+    answer = httpx.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
+    assert answer.status_code in (200, 400), (answer.status_code, answer.text)
+    if answer.status_code == 400:
+        assert answer.json()["details"][0]["field"]
