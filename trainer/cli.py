@@ -301,7 +301,10 @@ def _train(args, data_dir, own) -> int:
 
 def _evaluate(args, data_dir, own) -> int:
     folders = {
-        name: publish.version_folder(args.models, name, args.version) for name in _names(args)
+        name: publish.version_folder(
+            args.models, name, args.version or publish.newest_trained_version(args.models, name)
+        )
+        for name in _names(args)
     }
     data.check_sources(_names(args), data_dir, own, args.download)
     from contract.config import read_config
@@ -310,6 +313,9 @@ def _evaluate(args, data_dir, own) -> int:
     differs = False
     for name, folder in folders.items():
         config = read_config(folder)
+        if config.training is None:
+            print(f"{config.name}/{config.version} was imported, not trained: no test metrics")
+            continue
         dataset = data.load(name, data_dir, own, test_only=True)
         metrics = score_version(folder, config, dataset)
         # The recorded metrics are comparable where the data files are the ones it was tested on.

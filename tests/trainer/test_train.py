@@ -329,3 +329,20 @@ def test_the_gate_compares_with_the_newest_trained_version_past_an_imported_one(
     )
     (kept,) = (tmp_path / "boston").glob(".staging-*")
     assert json.loads((kept / "config.json").read_text())["gate"]["previous_version"] == 1
+
+
+def test_evaluate_checks_the_newest_trained_version_past_an_imported_one(
+    synthetic_data_dir, tmp_path, capsys
+):
+    from tests.trainer.test_import import tiny_graph
+
+    assert train(synthetic_data_dir, tmp_path, "boston", "--recipe", "book", "--epochs", "1") == 0
+    graph = tmp_path / "other.onnx"
+    graph.write_bytes(tiny_graph().SerializeToString())
+    assert main(["import", str(graph), "--name", "boston", "--models-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    options = ["--data-dir", str(synthetic_data_dir), "--models", str(tmp_path)]
+    assert main(["evaluate", "boston", *options]) == 0
+    assert "boston/1 test metrics recomputed" in capsys.readouterr().out
+    assert main(["evaluate", "boston", "--version", "2", *options]) == 0
+    assert "boston/2 was imported, not trained" in capsys.readouterr().out
