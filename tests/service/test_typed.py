@@ -22,6 +22,7 @@ from tests.service.support import (
     REVIEWS,
     TestClient,
     copy_repository,
+    derive_model,
     house_rows,
     ort_predict,
     settings,
@@ -61,17 +62,6 @@ def renamed(house: dict) -> dict:
     return {RENAMED.get(name, name): value for name, value in house.items()}
 
 
-def derive(root: Path, source: str, version: int, name: str, **changes) -> None:
-    """Model `name` version 1 in `root`: a copy of `source`'s version, its config changed."""
-    folder = root / name / "1"
-    shutil.copytree(root / source / str(version), folder)
-    config = read_config(folder.parent.parent / source / str(version))
-    config = config.model_validate(
-        {**config.model_dump(), "name": name, "version": 1, "gate": None, **changes}
-    )
-    (folder / "config.json").write_text(config.model_dump_json(indent=2), "utf-8")
-
-
 def homes_encoding(root: Path) -> dict:
     encoding = read_config(root / "boston" / "2").encoding
     features = [
@@ -87,11 +77,11 @@ def homes_encoding(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory) -> Path:
     root = copy_repository(tmp_path_factory.mktemp("typed") / "models", ["boston", "imdb"])
-    derive(root, "boston", 2, "homes", encoding=homes_encoding(root))
-    derive(root, "boston", 2, "plain", encoding=None)  # tensors only
+    derive_model(root, "boston", 2, "homes", encoding=homes_encoding(root))
+    derive_model(root, "boston", 2, "plain", encoding=None)  # tensors only
     # Its generic names (HousesRequest, …) would be boston's: it keeps the generic route only.
     boston = read_config(root / "boston" / "2").encoding
-    derive(
+    derive_model(
         root,
         "boston",
         2,
@@ -100,7 +90,7 @@ def repository(tmp_path_factory) -> Path:
     )
     imdb = read_config(root / "imdb" / "1").encoding
     critics = imdb.model_copy(update={"endpoint": TextEndpoint()})
-    derive(root, "imdb", 1, "critics", labels=["bad", "good"], encoding=critics)
+    derive_model(root, "imdb", 1, "critics", labels=["bad", "good"], encoding=critics)
     return root
 
 
@@ -227,7 +217,7 @@ def test_models_loaded_later_are_served_by_the_config_of_the_version_served(tmp_
     app = create_app(settings(model_repository=root, admin_api_key=KEY))
     with TestClient(app) as client:
         assert client.post("/api/homes", json={"rows": HOUSES}).status_code == 404
-        derive(root, "boston", 2, "homes", encoding=homes_encoding(root))
+        derive_model(root, "boston", 2, "homes", encoding=homes_encoding(root))
         assert client.post("/v2/repository/models/homes/load", headers=AUTH).status_code == 200
         homes = post(client, "/api/homes", {"rows": [renamed(h) for h in HOUSES]})
         boston = post(client, "/api/boston", {"houses": HOUSES})

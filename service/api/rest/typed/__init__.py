@@ -14,8 +14,8 @@ and the OpenAPI document follow them so:
   all hold the same route objects.
 - After them, the generic route, `POST /api/{model}`, serves any loaded model with a typed
   endpoint, those loaded later included; it is documented generically (a JSON object in,
-  predictions out): such a model's own schema is in its config, and in the document from the
-  next start.
+  predictions out): such a model's own schemas are at `GET /api/{model}` (`listing.py`, with
+  `GET /api`, the models loaded now), and in the document from the next start.
 - Either way, a request is read and answered with the config of the version that serves it (the
   newest, or `?version=`): a route made at start serves whatever version is loaded now, and
   answers 404 once its model is unloaded.
@@ -44,6 +44,7 @@ from service.api.rest.typed.book import (  # the book models' schemas, by the na
     TopicsAnswer,
 )
 from service.api.rest.typed.interface import Interface, NoTypedEndpointError
+from service.api.rest.typed.listing import add_listing_routes
 from service.api.rest.v2 import INFER_ERRORS
 from service.dataplane import DataPlane
 
@@ -57,8 +58,8 @@ ERRORS = {
 
 
 class AnyTypedRequest(BaseModel):
-    """The body that the model's own typed endpoint takes: its schema in this document
-    (`POST /api/{name}`) for the models served at start, else as its config's encoding says."""
+    """The body that the model's own typed endpoint takes: its schema is at `GET /api/{model}`,
+    and in this document (`POST /api/{name}`) for the models served at start."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -91,6 +92,7 @@ def router_for(plane: DataPlane, taken: set[str]) -> APIRouter:
         taken |= names
         _add_model_route(router, config.name, api)
     _add_generic_route(router)
+    add_listing_routes(router)
     return router
 
 

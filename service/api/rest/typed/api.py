@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -41,15 +42,22 @@ class TypedApi:
         """The names its schemas take in the OpenAPI document."""
         return set(wire.schema_names([self.request], [self.answer]))
 
+    @cached_property
+    def json_schemas(self) -> dict:
+        """Its request's and answer's JSON schemas, each with the models it holds in `$defs`."""
+        return {
+            "request": self.request.model_json_schema(),
+            "answer": self.answer.model_json_schema(mode="serialization"),
+        }
+
 
 _APIS: weakref.WeakKeyDictionary[LoadedModel, TypedApi | NoTypedEndpointError] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def typed_api(model: LoadedModel) -> TypedApi:
-    """The loaded version's typed endpoint (made at its first request), or a 404 saying why it
-    has none."""
+def typed_api_or_reason(model: LoadedModel) -> TypedApi | NoTypedEndpointError:
+    """The loaded version's typed endpoint (made at its first use), or why it has none."""
     api = _APIS.get(model)
     if api is None:
         try:
@@ -57,6 +65,12 @@ def typed_api(model: LoadedModel) -> TypedApi:
         except NoTypedEndpointError as reason:
             api = reason
         _APIS[model] = api
+    return api
+
+
+def typed_api(model: LoadedModel) -> TypedApi:
+    """The loaded version's typed endpoint, or a 404 saying why it has none."""
+    api = typed_api_or_reason(model)
     if isinstance(api, NoTypedEndpointError):
         raise NotFoundError(
             f"model '{model.name}' has no typed endpoint: {api}; send it tensors "
