@@ -1,6 +1,6 @@
 // dlwp-serving demo page: the book models' forms, calling their typed API (/api/imdb,
 // /api/reuters, /api/boston), and what every form shares. The Boston fields and the example texts
-// come from the service's own schemas of what is loaded (GET /api/{model}), generated from the
+// come from the service's own schemas of what is loaded (GET /api/{model}/schema), generated from the
 // models' configs, so they cannot drift from them. models.js adds every other loaded model.
 "use strict";
 
@@ -241,7 +241,7 @@ function fieldValues(container) {
   return values;
 }
 
-// A typed endpoint's schemas (GET /api/{model}): the request's item schema of a tabular model,
+// A typed endpoint's schemas (GET /api/{model}/schema): the request's item schema of a tabular model,
 // and the example text of a text model.
 function rowSchema(typed) {
   const items = typed.request.properties[typed.items].items;
@@ -280,7 +280,7 @@ async function startBook(loaded) {
   await Promise.all(shown.map(async (model) => {
     fillVersions(model);
     try {
-      const typed = await fetchJson(`/api/${model}`);
+      const typed = await fetchJson(`/api/${model}/schema`);
       if (model === "boston") buildFields($("boston-fields"), "boston", rowSchema(typed));
       else if (!$(`${model}-form`).querySelector("textarea").value) {
         $(`${model}-form`).querySelector("textarea").value = exampleText(typed);
@@ -289,7 +289,7 @@ async function startBook(loaded) {
       if (model !== "boston") return;
       $("boston-fields").replaceChildren();
       showError($("boston-output"), Object.assign(
-        new Error("Could not load the Boston features from /api/boston."),
+        new Error("Could not load the Boston features from /api/boston/schema."),
         { lines: [String(error.message || error)] },
       ));
     }

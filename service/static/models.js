@@ -1,6 +1,6 @@
 // dlwp-serving demo page: every loaded model (GET /api, and each one's V2 metadata), a typed form
 // for each one with a typed endpoint besides the book models (its fields and words from
-// GET /api/{model}, generated from its config), and the tensor form: a V2 inference request
+// GET /api/{model}/schema, generated from its config), and the tensor form: a V2 inference request
 // (POST /v2/models/{m}/infer) prefilled from a model's metadata, for any model. Uses demo.js's
 // helpers (el, call, wire, showLabel, showRanked, buildFields, …).
 "use strict";
@@ -69,7 +69,7 @@ function listModels(models) {
 async function addTypedForm(name) {
   let typed;
   try {
-    typed = await fetchJson(`/api/${encodeURIComponent(name)}`);
+    typed = await fetchJson(`/api/${encodeURIComponent(name)}/schema`);
   } catch (_) {
     return; // unloaded meanwhile
   }

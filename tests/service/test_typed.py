@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.catalog import BOSTON_EXAMPLE
+from contract.catalog import BOSTON_ENDPOINT, BOSTON_EXAMPLE, IMDB_ENDPOINT, REUTERS_ENDPOINT
 from contract.config import read_config
 from contract.endpoint import TabularEndpoint, TextEndpoint
 from service.api.rest.fastpath import PredictionPath
@@ -19,6 +19,7 @@ from service.api.rest.typed.interface import camel, plural
 from service.server import create_app
 from tests.service.support import (
     HOUSES,
+    MODELS,
     REVIEWS,
     TestClient,
     copy_repository,
@@ -26,6 +27,7 @@ from tests.service.support import (
     house_rows,
     ort_predict,
     settings,
+    versions,
 )
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "typed_openapi.json"
@@ -121,6 +123,17 @@ def test_the_book_models_routes_and_schemas_are_as_before(client):
     assert typed_part(document, expected["paths"]) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "endpoint"),
+    [("imdb", IMDB_ENDPOINT), ("reuters", REUTERS_ENDPOINT), ("boston", BOSTON_ENDPOINT)],
+)
+def test_every_committed_version_names_the_catalogue_s_endpoint(name, endpoint):
+    """The book models' words are in their configs (what the service reads) and the catalogue
+    (what the trainer writes, and what `service.api.rest.typed` exports their schemas from)."""
+    for version in versions(name):
+        assert read_config(MODELS / name / str(version)).encoding.endpoint == endpoint
+
+
 def test_another_model_s_names_leave_the_book_models_alone(openapi):
     expected = json.loads(SNAPSHOT.read_text("utf-8"))
     paths = [p for p in expected["paths"] if p != "/api/reuters"]  # not in this repository
@@ -186,6 +199,8 @@ def test_texts_with_the_generic_words_and_labels_of_their_own(app, openapi):
 
 def test_a_model_without_an_encoding_is_answered_as_tensors_only(app, openapi):
     assert "/api/plain" not in openapi["paths"]
+    assert {"name": "plain", "versions": [1], "typed": False} in app.get("/api").json()["models"]
+    assert app.get("/api/plain/schema").status_code == 404
     answer = app.post("/api/plain", json={"rows": HOUSES})
     assert answer.status_code == 404, answer.text
     assert "no encoding" in answer.json()["error"]
@@ -194,7 +209,9 @@ def test_a_model_without_an_encoding_is_answered_as_tensors_only(app, openapi):
 
 def test_taken_schema_names_leave_a_model_the_generic_route(app, openapi):
     assert "/api/houses" not in openapi["paths"]
-    assert "/api/{model}" in openapi["paths"]
+    assert (
+        "/api/{model}" not in openapi["paths"]
+    )  # its body depends on the model: GET /api/…/schema
     answer = post(app, "/api/houses", {"rows": HOUSES})  # served by /api/{model}
     boston = post(app, "/api/boston", {"houses": HOUSES})
     assert answer["model"] == "houses"
@@ -223,6 +240,13 @@ def test_models_loaded_later_are_served_by_the_config_of_the_version_served(tmp_
         boston = post(client, "/api/boston", {"houses": HOUSES})
         assert prices(homes) == pytest.approx(prices(boston), abs=1e-5)
         assert "/api/homes" not in client.get("/openapi.json").json()["paths"]
+        # What is loaded now, and its schema, for the models that the document does not describe.
+        listed = client.get("/api").json()["models"]
+        assert {"name": "homes", "versions": [1], "typed": True} in listed
+        schema = client.get("/api/homes/schema").json()
+        assert (schema["items"], schema["value"], schema["label"]) == ("rows", "price", None)
+        row = schema["request"]["$defs"]["HomesRow"]
+        assert row["required"] == [RENAMED.get(f, f) for f in BOSTON_EXAMPLE]
 
         # boston v3 takes the renamed features: /api/boston reads each version with its own.
         shutil.copytree(root / "homes" / "1", root / "boston" / "3")

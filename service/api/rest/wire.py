@@ -182,13 +182,20 @@ def _accepted_encoding(accept: str | None) -> str | None:
 
 
 def post(
-    router: APIRouter, *paths: str, body: type[BaseModel], answer: type[BaseModel], **options: Any
+    router: APIRouter,
+    *paths: str,
+    body: type[BaseModel] | None,
+    answer: type[BaseModel] | None,
+    **options: Any,
 ) -> Callable:
     """Registers a prediction handler on each of `paths`: it reads `body` with `read` and returns
-    `answer`'s shape with `answer`; both are documented in the OpenAPI document."""
+    `answer`'s shape with `answer`; both are documented in the OpenAPI document. None: the route
+    is left out of the document (`include_in_schema=False`), its body being the model's own."""
 
     def register(handler: Callable) -> Callable:
         handler.prediction = True  # counted as an inference request (Triton's metrics)
+        if body is None:
+            return routes(router.post, *paths, include_in_schema=False, **options)(handler)
         handler.documented_body = body  # for the OpenAPI document (`add_body_schemas`)
         extra = request_body(body)
         return routes(router.post, *paths, response_model=answer, openapi_extra=extra, **options)(

@@ -13,9 +13,12 @@ and the OpenAPI document follow them so:
   clients generate code from, and the fast path, the metrics (labelled by route) and the document
   all hold the same route objects.
 - After them, the generic route, `POST /api/{model}`, serves any loaded model with a typed
-  endpoint, those loaded later included; it is documented generically (a JSON object in,
-  predictions out): such a model's own schemas are at `GET /api/{model}` (`listing.py`, with
-  `GET /api`, the models loaded now), and in the document from the next start.
+  endpoint, those loaded later included. What it takes depends on the model named in its path, so
+  no schema of the document could say it truly (and the document is held to exactly what the
+  service accepts, tests/service/test_schema_fuzz.py): the route is left out of it, and
+  documented by the routes that are in it, `GET /api` (the models loaded now, and which are
+  typed) and `GET /api/{model}/schema` (the model's own request and answer schemas,
+  `listing.py`); the model's own route comes with the next start.
 - Either way, a request is read and answered with the config of the version that serves it (the
   newest, or `?version=`): a route made at start serves whatever version is loaded now, and
   answers 404 once its model is unloaded.
@@ -24,15 +27,12 @@ and the OpenAPI document follow them so:
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Request
 
 from contract.config import ModelConfig, RepositoryError, list_versions, read_config
 from service.api.rest import VersionQuery, wire
 from service.api.rest.errors import ErrorResponse, protocol_route
-from service.api.rest.typed.answers import Answer
 from service.api.rest.typed.api import TypedApi, answer, typed_api
 from service.api.rest.typed.book import (  # the book models' schemas, by the names clients import
     EXAMPLE_HOUSE,
@@ -44,7 +44,7 @@ from service.api.rest.typed.book import (  # the book models' schemas, by the na
     TopicsAnswer,
 )
 from service.api.rest.typed.interface import Interface, NoTypedEndpointError
-from service.api.rest.typed.listing import add_listing_routes
+from service.api.rest.typed.listing import ServedModels, TypedSchemas, add_listing_routes
 from service.api.rest.v2 import INFER_ERRORS
 from service.dataplane import DataPlane
 
@@ -57,17 +57,6 @@ ERRORS = {
 }
 
 
-class AnyTypedRequest(BaseModel):
-    """The body that the model's own typed endpoint takes: its schema is at `GET /api/{model}`,
-    and in this document (`POST /api/{name}`) for the models served at start."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class AnyTypedAnswer(Answer):
-    predictions: list[dict[str, Any]]
-
-
 def router_for(plane: DataPlane, taken: set[str]) -> APIRouter:
     """The typed routes of one app: a route per model of its repository with a typed endpoint,
     then the generic one. `taken`: schema names the other protocols use; a model whose schemas
@@ -75,7 +64,7 @@ def router_for(plane: DataPlane, taken: set[str]) -> APIRouter:
     router = APIRouter(
         prefix="/api", tags=["Typed endpoints"], route_class=protocol_route(bad_input=422)
     )
-    taken = taken | wire.schema_names([AnyTypedRequest], [AnyTypedAnswer])
+    taken = taken | wire.schema_names([], [ServedModels, TypedSchemas])
     for config in _newest_configs(plane):
         try:
             api = TypedApi.of(Interface.of(config))
@@ -132,14 +121,14 @@ def _add_model_route(router: APIRouter, name: str, api: TypedApi) -> None:
 
 
 def _add_generic_route(router: APIRouter) -> None:
-    @wire.post(router, "/{model}", body=AnyTypedRequest, answer=AnyTypedAnswer, responses=ERRORS)
+    @wire.post(router, "/{model}", body=None, answer=None)
     async def any_model(
         request: Request,
-        model: Annotated[str, Path(description="the model's name")],
+        model: str,
         version: VersionQuery = None,
     ):
-        """Any loaded model with a typed endpoint (named features or text in its config), those
-        loaded after the start included: its body and answer as its own route's."""
+        """Any loaded model with a typed endpoint, those loaded after the start included: the
+        body and the answer that its schema (`GET /api/{model}/schema`) says."""
         return await answer(request, model, version)
 
 

@@ -1,7 +1,7 @@
 """What is served now, for the models that the OpenAPI document does not describe (those loaded
 after the start) and for the demo page: `GET /api` lists the loaded models and says which have a
-typed endpoint; `GET /api/{model}` gives a typed endpoint's request and answer schemas, generated
-from the config of the version that would serve it (the newest, or `?version=`).
+typed endpoint; `GET /api/{model}/schema` gives a typed endpoint's request and answer schemas,
+generated from the config of the version that would serve it (the newest, or `?version=`).
 
 Public, as the V2 model metadata is: it names only what is loaded, never why a version failed
 (the repository index, behind the admin key, says that)."""
@@ -45,7 +45,10 @@ class TypedSchemas(BaseModel):
 def add_listing_routes(router: APIRouter) -> None:
     @router.get("", response_model=ServedModels)
     async def served_models(request: Request):
-        """The loaded models, with their versions, and whether each has a typed endpoint."""
+        """The loaded models, with their versions, and whether each has a typed endpoint: one
+        that `POST /api/{name}` serves, those loaded after the start included (their own route,
+        and their schemas in this document, come with the next start; until then,
+        `GET /api/{name}/schema` gives them)."""
         models = dataplane(request).registry.models
         entries = []
         for name, versions in sorted(models.items()):
@@ -56,13 +59,14 @@ def add_listing_routes(router: APIRouter) -> None:
         return {"models": entries}
 
     @router.get(
-        "/{model}",
+        "/{model}/schema",
         response_model=TypedSchemas,
         responses={404: {"model": ErrorResponse, "description": "not loaded, or not typed"}},
     )
     async def typed_schemas(request: Request, model: str, version: VersionQuery = None):
         """The typed endpoint's request and answer schemas, from the config of the version that
-        would serve it: those of a model loaded after the start included."""
+        would serve it: what `POST /api/{model}` takes and answers, for a model loaded after the
+        start too."""
         loaded = served(request, model, version)
         api = typed_api(loaded)
         interface = api.interface
