@@ -1,10 +1,12 @@
-"""The three models this product serves: their labels and named features.
+"""The three models this product serves: their labels, named features and typed endpoints.
 
 Data, not code, shared by the trainer (which writes them into each version's config) and the
-service (whose typed endpoints validate against them). Pure pydantic: no TensorFlow.
+service (which generates each model's typed endpoint from its config). Pure pydantic: no
+TensorFlow.
 """
 
 from contract.config import Feature, Target
+from contract.endpoint import SchemaNames, TabularEndpoint, TextEndpoint
 
 IMDB_LABELS = ["negative", "positive"]
 
@@ -146,4 +148,48 @@ BOSTON_FEATURES = [
 
 BOSTON_TARGET = Target(
     name="price", description="Median value of owner-occupied homes", unit="$1000s"
+)
+
+
+# The typed endpoints, /api/imdb, /api/reuters and /api/boston, as their clients know them.
+IMDB_ENDPOINT = TextEndpoint(
+    name="sentiment",
+    description="Sentiment of movie reviews.",
+    items="reviews",
+    items_description="Raw review texts (English)",
+    example="A wonderful little film: the acting is superb, the script sharp and funny, "
+    "and I would happily watch it again.",
+    schemas=SchemaNames(request="ReviewsRequest", prediction="Sentiment", answer="SentimentAnswer"),
+)
+REUTERS_ENDPOINT = TextEndpoint(
+    name="topics",
+    description="Topics of newswires, most probable first.",
+    items="newswires",
+    items_description="Raw newswire texts",
+    example="the company said net profit rose to 12 mln dlrs or 85 cts a share in the first "
+    "quarter from 9 mln dlrs or 64 cts a year ago on revenues of 410 mln dlrs",
+    word_ids=True,
+    word_ids_description="Or newswires already encoded as keras.datasets.reuters encodes them "
+    "(1 = start, 2 = out of vocabulary, word rank + 3); ids beyond the model's vocabulary "
+    "count as out of vocabulary",
+    label="topic",
+    schemas=SchemaNames(
+        request="NewswiresRequest",
+        prediction="Topics",
+        label_score="TopicScore",
+        answer="TopicsAnswer",
+    ),
+)
+# The first house of the Boston data set.
+BOSTON_EXAMPLE = dict(zip([f.name for f in BOSTON_FEATURES], [
+    0.00632, 18.0, 2.31, 0.0, 0.538, 6.575, 65.2, 4.09, 1.0, 296.0, 15.3, 396.9, 4.98,
+], strict=True))  # fmt: skip
+BOSTON_ENDPOINT = TabularEndpoint(
+    name="price",
+    description="Median value of owner-occupied homes, in $1000s.",
+    items="houses",
+    example=BOSTON_EXAMPLE,
+    schemas=SchemaNames(
+        request="HousesRequest", row="House", prediction="Price", answer="PricesAnswer"
+    ),
 )

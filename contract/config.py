@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.endpoint import TabularEndpoint
 from contract.numbers import VERSION_RULE, read_version
 from contract.text import TextEncoding
 
@@ -84,6 +85,24 @@ class TabularEncoding(_Strict):
 
     kind: Literal["features"] = "features"
     features: list[Feature]
+    endpoint: TabularEndpoint = Field(
+        TabularEndpoint(), description="How the typed endpoint (/api/{model}) names what it takes"
+    )
+
+    @model_validator(mode="after")
+    def _example_fits_the_features(self) -> TabularEncoding:
+        example = self.endpoint.example
+        if example is None:
+            return self
+        if set(example) != {f.name for f in self.features}:
+            raise ValueError("endpoint.example must give every feature, and only those")
+        for f in self.features:
+            low, high = f.minimum, f.maximum
+            if (low is not None and example[f.name] < low) or (
+                high is not None and example[f.name] > high
+            ):
+                raise ValueError(f"endpoint.example's {f.name} is beyond the feature's range")
+        return self
 
 
 Encoding = Annotated[TextEncoding | TabularEncoding, Field(discriminator="kind")]

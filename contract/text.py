@@ -32,6 +32,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contract.endpoint import TextEndpoint
+
 # keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
 # word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
@@ -110,6 +112,9 @@ class TextEncoding(BaseModel):
         "log(1 + occurrences) × the feature's inverse document frequency in the training texts",
     )
     dim: int = Field(gt=0, description="Length of the model's input row.")
+    endpoint: TextEndpoint = Field(
+        TextEndpoint(), description="How the typed endpoint (/api/{model}) names what it takes"
+    )
 
     @model_validator(mode="after")
     def _dim_matches_features(self) -> TextEncoding:

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from contract.catalog import BOSTON_FEATURES, BOSTON_TARGET
+from contract.catalog import BOSTON_ENDPOINT, BOSTON_FEATURES, BOSTON_TARGET
 from contract.config import TabularEncoding, TensorSpec
 from trainer.data import BOSTON_COLUMNS, TabularDataset
 from trainer.fit import KFold, dense_stack, fit
@@ -127,7 +127,7 @@ def train(recipe: Recipe, data: TabularDataset, seed: int, log: TrainingLog) -> 
             description="Median value of owner-occupied homes in a 1970s Boston suburb",
             inputs=[TensorSpec(name="features", datatype="FP32", shape=[-1, len(BOSTON_COLUMNS)])],
             outputs=[TensorSpec(name="price", datatype="FP32", shape=[-1, 1])],
-            encoding=TabularEncoding(features=BOSTON_FEATURES),
+            encoding=TabularEncoding(features=BOSTON_FEATURES, endpoint=BOSTON_ENDPOINT),
             target=BOSTON_TARGET,
         ),
     )

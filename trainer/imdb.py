@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from contract.catalog import IMDB_LABELS
+from contract.catalog import IMDB_ENDPOINT, IMDB_LABELS
 from contract.config import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
@@ -61,6 +61,7 @@ def train(recipe: TextRecipe, data: TextDataset, seed: int, log: TrainingLog) ->
         build_model,
         seed,
         log,
+        IMDB_ENDPOINT,
         task="binary_classification",
         description="Sentiment of an IMDB movie review",
         outputs=[TensorSpec(name="probability", datatype="FP32", shape=[-1, 1])],

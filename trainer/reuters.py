@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from contract.catalog import REUTERS_LABELS
+from contract.catalog import REUTERS_ENDPOINT, REUTERS_LABELS
 from contract.config import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
@@ -88,6 +88,7 @@ def train(recipe: Recipe, data: TextDataset, seed: int, log: TrainingLog) -> Can
         build_model,
         seed,
         log,
+        REUTERS_ENDPOINT,
         task="multiclass_classification",
         description="Topic of a Reuters newswire (46 topics)",
         outputs=[TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(LABELS)])],

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from contract.config import TensorSpec
+from contract.endpoint import TextEndpoint
 from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
 from trainer.data import TextDataset, cap_words
@@ -78,11 +79,12 @@ def train(
     build_model: Callable[[int, TextRecipe], keras.Model],
     seed: int,
     log: TrainingLog,
+    endpoint: TextEndpoint,
     **serving,
 ) -> Candidate:
     """What both text models do: the recipe's encoder fitted on the training texts, the model
-    fitted on their rows, and the candidate, served with that encoding (`serving`: the rest of
-    its `Serving`)."""
+    fitted on their rows, and the candidate, served with that encoding and its typed `endpoint`
+    (`serving`: the rest of its `Serving`)."""
     encoder = fit_encoder(recipe.features, data.word_index, data.x_train)
     dim = encoder.encoding.dim
     fitted = fit(
@@ -99,7 +101,7 @@ def train(
         encoder=encoder,
         serving=Serving(
             inputs=[TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, dim])],
-            encoding=encoder.encoding,
+            encoding=encoder.encoding.model_copy(update={"endpoint": endpoint}),
             **serving,
         ),
     )

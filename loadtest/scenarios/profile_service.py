@@ -50,6 +50,7 @@ GROUPS = [
         "handlers and data plane (checks, admission, arrays, answers)",
         (
             *(f"rest/{name}.py" for name in REST),
+            "typed/",  # the typed endpoints' package (service/api/rest/typed/)
             "service/inference.py",
             "service/dataplane.py",
             "service/admission.py",

@@ -1,6 +1,7 @@
-// dlwp-serving demo page: calls the typed API (/api/imdb, /api/reuters, /api/boston) and shows
-// the answers. The Boston form and the example texts come from the service's own /openapi.json,
-// so they cannot drift from service/catalog.py.
+// dlwp-serving demo page: the book models' forms, calling their typed API (/api/imdb,
+// /api/reuters, /api/boston), and what every form shares. The Boston fields and the example texts
+// come from the service's own schemas of what is loaded (GET /api/{model}/schema), generated from the
+// models' configs, so they cannot drift from them. models.js adds every other loaded model.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -55,20 +56,23 @@ async function call(path, body, version) {
   return { answer, serverMs: response.headers.get("X-Process-Time-Ms"), roundTrip };
 }
 
-// "houses[0].rm" → "rm", "reviews[0]" → "review": the names a person typed into.
+// "houses[0].rm" → "rm", "reviews[0]" → "review": the names a person typed into (a typed
+// request's one item). V2's "inputs[0].data" stays whole: the tensor form has one editor.
 function plainField(field) {
-  return String(field)
-    .replace(/^houses\[0\]\./, "")
-    .replace(/^reviews\[0\]$/, "review")
-    .replace(/^newswires\[0\]$/, "newswire");
+  const text = String(field);
+  if (/^(inputs|outputs)\[/.test(text)) return text;
+  return text.replace(/^\w+\[0\]\./, "").replace(/^(\w+)s\[0\]$/, "$1");
 }
 
+// The model and version that answered (typed answers: model, version; V2: model_name, ...).
 function meta({ answer, serverMs, roundTrip }) {
   const server = serverMs !== null ? `${Number(serverMs).toFixed(1)} ms` : "time unknown";
+  const model = answer.model ?? answer.model_name;
+  const version = answer.version ?? answer.model_version;
   return el("p", {
     class: "meta",
     "data-testid": "meta",
-    text: `model ${answer.model} v${answer.version} · ${server} · ${Math.round(roundTrip)} ms round trip`,
+    text: `model ${model} v${version} · ${server} · ${Math.round(roundTrip)} ms round trip`,
   });
 }
 
@@ -129,43 +133,50 @@ function needText(textarea, what) {
   return text;
 }
 
-wire($("imdb-form"), async (output, version) => {
-  const review = needText($("imdb-review"), "review");
-  const result = await call("/api/imdb", { reviews: [review] }, version);
+// A binary classifier's answer: the label and its probability, then each label's.
+function showLabel(output, result, key) {
   const prediction = result.answer.predictions[0];
   showResult(
     output,
     el(
       "p",
       { class: "big" },
-      el("span", { "data-testid": "label", text: prediction.label }),
+      el("span", { "data-testid": "label", text: prediction[key] }),
       " · ",
       el("span", { "data-testid": "probability", text: percent(prediction.probability) }),
     ),
     el("ul", { class: "bars" }, ...Object.entries(prediction.scores).map(([k, p]) => bar(k, p))),
     meta(result),
   );
+}
+
+// A multiclass answer: the most probable labels (the list `many`, each label under `key`).
+function showRanked(output, result, many, key) {
+  const ranked = result.answer.predictions[0][many];
+  showResult(
+    output,
+    el("p", { class: "big", text: `Most likely: ${ranked[0][key]}` }),
+    el("ol", { class: "bars", "data-testid": many }, ...ranked.map((t) => bar(t[key], t.probability))),
+    meta(result),
+  );
+}
+
+// top_k from a number field: null where empty (the service says it wants a number).
+const topK = (input) => (input.value === "" ? null : Number(input.value));
+
+wire($("imdb-form"), async (output, version) => {
+  const review = needText($("imdb-review"), "review");
+  showLabel(output, await call("/api/imdb", { reviews: [review] }, version), "label");
 });
 
 wire($("reuters-form"), async (output, version) => {
   const newswire = needText($("reuters-newswire"), "newswire");
-  const topK = $("reuters-top-k").value;
-  const body = { newswires: [newswire], top_k: topK === "" ? null : Number(topK) };
-  const result = await call("/api/reuters", body, version);
-  const topics = result.answer.predictions[0].topics;
-  showResult(
-    output,
-    el("p", { class: "big", text: `Most likely: ${topics[0].topic}` }),
-    el("ol", { class: "bars", "data-testid": "topics" }, ...topics.map((t) => bar(t.topic, t.probability))),
-    meta(result),
-  );
+  const body = { newswires: [newswire], top_k: topK($("reuters-top-k")) };
+  showRanked(output, await call("/api/reuters", body, version), "topics", "topic");
 });
 
 wire($("boston-form"), async (output, version) => {
-  const house = {};
-  for (const input of $("boston-fields").querySelectorAll("input")) {
-    house[input.name] = input.value === "" ? null : Number(input.value);
-  }
+  const house = fieldValues($("boston-fields"));
   const result = await call("/api/boston", { houses: [house] }, version);
   const { price, unit } = result.answer.predictions[0];
   const dollars = unit === "$1000s"
@@ -189,13 +200,12 @@ wire($("boston-form"), async (output, version) => {
 const FLOAT32_MAX = 3.4028234663852886e38;
 const physical = (bound) => (bound === undefined || Math.abs(bound) >= FLOAT32_MAX ? undefined : bound);
 
-// The Boston fields, from the House schema of /openapi.json: name, description (with the unit),
-// range, and the first house of the data set as the example.
-function buildBostonFields(schema) {
-  const house = schema.components.schemas.House;
-  const example = (house.examples && house.examples[0]) || {};
-  const fields = Object.entries(house.properties).map(([name, prop]) => {
-    const id = `boston-${name}`;
+// One row of named features (a typed request's item schema): the name, description (with the
+// unit), range, and the schema's example as the starting values. `prefix`: the inputs' ids.
+function buildFields(container, prefix, row) {
+  const example = (row.examples && row.examples[0]) || {};
+  const fields = Object.entries(row.properties).map(([name, prop]) => {
+    const id = `${prefix}-${name}`;
     const min = physical(prop.minimum);
     const max = physical(prop.maximum);
     const range = `${min ?? "−∞"} to ${max ?? "∞"}`;
@@ -219,46 +229,77 @@ function buildBostonFields(schema) {
       el("span", { class: "hint", id: `${id}-hint`, text: `range ${range}` }),
     );
   });
-  $("boston-fields").replaceChildren(...fields);
+  container.replaceChildren(...fields);
 }
 
-function fillExamples(schema) {
-  const schemas = schema.components.schemas;
-  const first = (name) => (schemas[name] && schemas[name].examples && schemas[name].examples[0]) || {};
-  const review = first("ReviewsRequest").reviews;
-  const newswire = first("NewswiresRequest").newswires;
-  if (review && !$("imdb-review").value) $("imdb-review").value = review[0];
-  if (newswire && !$("reuters-newswire").value) $("reuters-newswire").value = newswire[0];
+// The values of the fields buildFields made: name → number (null where empty).
+function fieldValues(container) {
+  const values = {};
+  for (const input of container.querySelectorAll("input")) {
+    values[input.name] = input.value === "" ? null : Number(input.value);
+  }
+  return values;
 }
 
-async function fillVersions(model) {
+// A typed endpoint's schemas (GET /api/{model}/schema): the request's item schema of a tabular model,
+// and the example text of a text model.
+function rowSchema(typed) {
+  const items = typed.request.properties[typed.items].items;
+  return items.$ref ? typed.request.$defs[items.$ref.split("/").pop()] : items;
+}
+
+function exampleText(typed) {
+  const example = (typed.request.examples || [])[0];
+  return example && example[typed.items] ? example[typed.items][0] : "";
+}
+
+async function fetchJson(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${response.statusText}`);
+  return response.json();
+}
+
+async function fillVersions(model, select = $(`${model}-version`)) {
   try {
-    const response = await fetch(`/v2/models/${model}`);
-    if (!response.ok) return;
-    const { versions } = await response.json();
-    const select = $(`${model}-version`);
+    const { versions } = await fetchJson(`/v2/models/${encodeURIComponent(model)}`);
     for (const v of versions || []) select.append(el("option", { value: v, text: `v${v}` }));
   } catch (_) {
     // The newest version still works; the list is a convenience.
   }
 }
 
-async function start() {
-  for (const model of ["imdb", "reuters", "boston"]) fillVersions(model);
-  try {
-    const response = await fetch("/openapi.json");
-    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-    const schema = await response.json();
-    fillExamples(schema);
-    buildBostonFields(schema);
-  } catch (error) {
-    $("boston-fields").replaceChildren();
-    showError($("boston-output"), Object.assign(
-      new Error("Could not load the Boston features from /openapi.json."),
-      { lines: [String(error.message || error)] },
-    ));
+// The book models' sections: hidden where the model is not loaded, else filled from its schemas.
+const BOOK = ["imdb", "reuters", "boston"];
+
+async function startBook(loaded) {
+  for (const model of BOOK.filter((m) => loaded && !loaded.has(m))) {
+    $(model).hidden = true;
+    document.querySelector(`#nav a[href="#${model}"]`).parentElement.hidden = true;
   }
+  const shown = BOOK.filter((m) => !$(m).hidden);
+  await Promise.all(shown.map(async (model) => {
+    fillVersions(model);
+    try {
+      const typed = await fetchJson(`/api/${model}/schema`);
+      if (model === "boston") buildFields($("boston-fields"), "boston", rowSchema(typed));
+      else if (!$(`${model}-form`).querySelector("textarea").value) {
+        $(`${model}-form`).querySelector("textarea").value = exampleText(typed);
+      }
+    } catch (error) {
+      if (model !== "boston") return;
+      $("boston-fields").replaceChildren();
+      showError($("boston-output"), Object.assign(
+        new Error("Could not load the Boston features from /api/boston/schema."),
+        { lines: [String(error.message || error)] },
+      ));
+    }
+  }));
+}
+
+async function start() {
+  const loaded = await startModels(); // models.js: the list, other forms, the tensor form
+  await startBook(loaded);
   document.body.dataset.ready = "true";
 }
 
-start();
+document.addEventListener("DOMContentLoaded", start);

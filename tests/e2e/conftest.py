@@ -64,9 +64,9 @@ def browser_context(tmp_path_factory):
         context.close()
 
 
-@pytest.fixture
-def page(browser_context, demo_server):
-    """A new tab with the demo page loaded (the Boston form built from /openapi.json)."""
+def open_demo(browser_context, url: str):
+    """A new tab with the demo page of the service at `url` loaded (its forms built from the
+    service's schemas); the tab's `problems` collects page errors and console errors."""
     tab = browser_context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -74,9 +74,16 @@ def page(browser_context, demo_server):
         "console",
         lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
     )
-    tab.goto(demo_server + "/")
+    tab.goto(url + "/")
     tab.wait_for_selector("body[data-ready=true]")
     tab.problems = problems
+    return tab
+
+
+@pytest.fixture
+def page(browser_context, demo_server):
+    """A new tab with the demo page of the committed models loaded."""
+    tab = open_demo(browser_context, demo_server)
     yield tab
     tab.close()
 

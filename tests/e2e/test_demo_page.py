@@ -1,19 +1,33 @@
 """The demo page at `/` in a real browser (Debian's Chromium, driven by Playwright) against the
 service on loopback: each model's form gives what the API gives for the same input, errors are
-shown in plain words, the keyboard works, and nothing overflows a phone-sized screen."""
+shown in plain words, the keyboard works, and nothing overflows a phone-sized screen; every loaded
+model is listed, takes tensors in the V2 form, and gets a typed form where its config has an
+encoding."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 import httpx
 import pytest
 
 from contract.catalog import BOSTON_FEATURES
+from contract.config import read_config
+from contract.endpoint import TabularEndpoint, TextEndpoint
 from service.api.rest.typed import EXAMPLE_HOUSE
-from tests.e2e.conftest import missing_browser
+from tests.e2e.conftest import missing_browser, open_demo
 from tests.needs import missing
-from tests.service.support import HOUSES, NEWSWIRES, REVIEWS
+from tests.service.support import (
+    HOUSES,
+    NEWSWIRES,
+    REVIEWS,
+    ServerProcess,
+    copy_repository,
+    derive_model,
+    house_rows,
+)
 
 if reason := missing_browser():
     missing(f"browser tests: {reason}", "E2E_REQUIRE_BROWSER")
@@ -224,3 +238,136 @@ def test_the_desktop_page(page, screenshot):
         page.locator(f"#{model}-output").get_by_test_id("meta").wait_for()
     screenshot(page, "desktop")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 1280
+
+
+# --- every loaded model: the list, the tensor form, the forms generated for other models -------
+
+
+def v2_infer(server: str, model: str, body: dict) -> dict:
+    response = httpx.post(f"{server}/v2/models/{model}/infer", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shown_data(cell: str) -> list[float]:
+    """The numbers of an output's data cell, "[1.5, 2, …]"."""
+    return [float(x) for x in cell.strip("[]").replace(", …", "").split(", ")]
+
+
+def test_every_loaded_model_is_listed(page, demo_server):
+    loaded = httpx.get(f"{demo_server}/api", timeout=10).json()["models"]
+    rows = page.locator("#models-table tbody tr")
+    assert rows.locator("th").all_inner_texts() == [m["name"] for m in loaded]
+    assert rows.locator("td:nth-child(2)").all_inner_texts() == [
+        ", ".join(f"v{v}" for v in m["versions"]) for m in loaded
+    ]
+    for model in loaded:  # the book models' own forms, and tensors for each
+        row = rows.filter(has_text=model["name"])
+        assert (
+            row.get_by_role("link", name="Typed form").get_attribute("href") == f"#{model['name']}"
+        )
+        assert row.get_by_role("button", name=f"Send tensors to {model['name']}").is_visible()
+
+
+def test_the_tensor_form_prefills_from_the_metadata_and_sends_v2(page, demo_server, screenshot):
+    page.get_by_role("button", name="Send tensors to boston").click()
+    editor = page.get_by_label("Inference request (JSON)")
+    assert editor.evaluate("e => e === document.activeElement")
+    (tensor,) = json.loads(editor.input_value())["inputs"]
+    assert tensor == {"name": "features", "datatype": "FP32", "shape": [1, 13], "data": [0] * 13}
+
+    row = house_rows(HOUSES[:1]).ravel().tolist()
+    body = {"inputs": [{**tensor, "data": row}]}
+    editor.fill(json.dumps(body))
+    page.get_by_role("button", name="Send the tensors").click()
+    output = page.locator("#tensors-output")
+    output.get_by_test_id("meta").wait_for()
+
+    answer = v2_infer(demo_server, "boston", body)
+    (expected,) = answer["outputs"]
+    cells = output.get_by_test_id("outputs").locator("tbody tr").first.locator("th, td")
+    assert cells.all_inner_texts()[:3] == [expected["name"], expected["datatype"], "[1,1]"]
+    assert shown_data(cells.nth(3).inner_text()) == pytest.approx(expected["data"], abs=1e-6)
+    check_meta(output, {"model": answer["model_name"], "version": answer["model_version"]})
+    screenshot(page.locator("#tensors"), "tensors-boston")
+    assert page.problems == []
+
+
+def test_the_tensor_form_shows_what_the_service_refused(page):
+    page.get_by_role("button", name="Send tensors to boston").click()
+    editor = page.get_by_label("Inference request (JSON)")
+    editor.fill('{"inputs": [')
+    page.get_by_role("button", name="Send the tensors").click()
+    output = page.locator("#tensors-output")
+    output.get_by_text("The request is not valid JSON.").wait_for()
+    assert editor.get_attribute("aria-invalid") == "true"
+
+    bad = {"name": "features", "datatype": "FP32", "shape": [1, 12], "data": [0] * 12}
+    editor.fill(json.dumps({"inputs": [bad]}))
+    page.get_by_role("button", name="Send the tensors").click()
+    output.get_by_text("The service answered with an error (400").wait_for()
+    assert "inputs[0]" in output.inner_text()
+
+
+@pytest.fixture(scope="module")
+def other_server(tmp_path_factory):
+    """The service with models beside Boston's: `homes` (Boston's graph and features, generic
+    words), `critics` (IMDB's first graph, labels of its own) and `plain` (no encoding)."""
+    folder = tmp_path_factory.mktemp("other-models")
+    root = copy_repository(folder / "models", ["boston", "imdb"])
+    shutil.rmtree(root / "imdb" / "2")
+    boston, imdb = (read_config(root / m / "1").encoding for m in ("boston", "imdb"))
+    derive_model(
+        root,
+        "boston",
+        2,
+        "homes",
+        encoding=boston.model_copy(update={"endpoint": TabularEndpoint()}),
+    )
+    derive_model(root, "imdb", 1, "critics", labels=["bad", "good"],
+                 encoding=imdb.model_copy(update={"endpoint": TextEndpoint()}))  # fmt: skip
+    derive_model(root, "boston", 2, "plain", encoding=None)
+    process = ServerProcess(folder, repository=root).wait_ready()
+    yield process.url
+    assert process.terminate() == 0, process.output()
+
+
+@pytest.fixture
+def other_page(browser_context, other_server):
+    tab = open_demo(browser_context, other_server)
+    yield tab
+    tab.close()
+
+
+def test_other_models_get_typed_forms_or_tensors(other_page, other_server, screenshot):
+    page = other_page
+    assert page.locator("#reuters").is_hidden()  # not loaded
+    assert page.locator("#typed-homes").is_visible()
+    assert page.locator("#typed-critics").is_visible()
+    assert page.locator("#typed-plain").count() == 0
+    # The model without an encoding is the tensor form's first pick.
+    assert page.locator("#tensors-model").input_value() == "plain"
+    (tensor,) = json.loads(page.get_by_label("Inference request (JSON)").input_value())["inputs"]
+    assert tensor["shape"] == [1, 13]
+
+    inputs = page.locator("#m-homes-fields input")
+    assert inputs.evaluate_all("xs => xs.map(x => x.name)") == [f.name for f in BOSTON_FEATURES]
+    assert inputs.evaluate_all("xs => xs.map(x => x.value)") == [""] * 13  # no example
+    for name, value in {**EXAMPLE_HOUSE, "rm": 7.5}.items():
+        page.locator(f"#m-homes-{name}").fill(repr(value))
+    page.locator("#m-homes-form").get_by_role("button", name="Predict").click()
+    output = page.locator("#m-homes-output")
+    output.get_by_test_id("meta").wait_for()
+    answer = api(other_server, "/api/homes", {"rows": [{**EXAMPLE_HOUSE, "rm": 7.5}]})
+    price = answer["predictions"][0]["price"]
+    assert float(output.get_by_test_id("value").inner_text()) == pytest.approx(price, rel=1e-5)
+    check_meta(output, answer)
+
+    page.get_by_label("Raw texts").fill(REVIEWS[1])
+    page.locator("#m-critics-form").get_by_role("button", name="Predict").click()
+    output = page.locator("#m-critics-output")
+    output.get_by_test_id("meta").wait_for()
+    answer = api(other_server, "/api/critics", {"texts": [REVIEWS[1]]})
+    assert output.get_by_test_id("label").inner_text() == answer["predictions"][0]["label"] == "bad"
+    screenshot(page, "other-models")
+    assert page.problems == []

@@ -161,6 +161,17 @@ def add_version(root: Path, name: str, source_version: int, new_version: int) ->
     return dest
 
 
+def derive_model(root: Path, source: str, version: int, name: str, **changes) -> Path:
+    """Model `name` version 1 in the repository `root`: a copy of `source`'s `version` there, its
+    config renamed and changed (`changes`: config fields)."""
+    source_folder, dest = Path(root) / source / str(version), Path(root) / name / "1"
+    shutil.copytree(source_folder, dest)
+    cfg = read_config(source_folder)
+    cfg = cfg.model_validate({**cfg.model_dump(), "name": name, "version": 1, **changes})
+    (dest / "config.json").write_text(cfg.model_dump_json(indent=2), "utf-8")
+    return dest
+
+
 def service_env(repository: Path | None, port: int, **extra: str) -> dict[str, str]:
     """The environment of a `python -m service` process: this one without SERVICE_* variables
     (repository None: the default, `models` in the working directory), gRPC off unless `extra`

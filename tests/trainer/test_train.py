@@ -8,7 +8,13 @@ import stat
 import numpy as np
 import pytest
 
-from contract.catalog import BOSTON_FEATURES, REUTERS_LABELS
+from contract.catalog import (
+    BOSTON_ENDPOINT,
+    BOSTON_FEATURES,
+    IMDB_ENDPOINT,
+    REUTERS_ENDPOINT,
+    REUTERS_LABELS,
+)
 from contract.config import list_versions, read_config
 from contract.text import TextEncoder
 from tests.trainer.conftest import TINY
@@ -41,6 +47,7 @@ def test_reuters_version_is_complete_and_self_describing(synthetic_data_dir, tmp
     assert config.outputs[0].shape == [-1, 46]
     assert config.encoding.features == "ngrams"
     assert config.encoding.ngram_max == 2
+    assert config.encoding.endpoint == REUTERS_ENDPOINT  # /api/reuters as its clients know it
     assert set(config.metrics.test) == set(config.metrics.validation) == {"accuracy", "loss"}
     assert config.training.recipe == "best"
     assert config.training.seed == 7
@@ -165,6 +172,7 @@ def test_text_model_learned_the_reviews_it_answers_as_raw_text(synthetic_data_di
     folder = tmp_path / "imdb/1"
     config = read_config(folder)
     assert config.labels == ["negative", "positive"]
+    assert config.encoding.endpoint == IMDB_ENDPOINT
     encoder = TextEncoder.load(config.encoding, folder)
     session = evaluate.onnx_session(folder / "model.onnx")
     reviews = data.read_reviews(synthetic_data_dir / "aclImdb.tar.gz")["test"]
@@ -182,6 +190,7 @@ def test_boston_graph_takes_raw_named_features_and_learned_the_prices(synthetic_
     train(synthetic_data_dir, tmp_path, "boston")
     config = read_config(tmp_path / "boston/1")
     assert [f.name for f in config.encoding.features] == [f.name for f in BOSTON_FEATURES]
+    assert config.encoding.endpoint == BOSTON_ENDPOINT
     assert config.target.unit == "$1000s"
     assert config.labels is None
     assert set(config.metrics.test) == {"mae", "mse"}

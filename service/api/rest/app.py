@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,6 +24,7 @@ from service.dataplane import DataPlane
 STATIC = Path(__file__).resolve().parents[2] / "static"
 # The REST protocols, in the order their routes are tried: a new one is a module and a line here.
 PROTOCOLS = [v2, admin, v1, typed]
+FASTAPI_SCHEMAS = {"HTTPValidationError", "ValidationError"}  # FastAPI's own, in the document
 
 
 def build(
@@ -46,8 +47,9 @@ def build(
     app.state.metrics = dataplane.metrics
     app.state.dataplane = dataplane
     errors.install(app)
-    for protocol in PROTOCOLS:
-        app.include_router(protocol.router)
+    routers = protocol_routers(dataplane)
+    for router in routers:
+        app.include_router(router)
     # Read once: a page that opens a file per request answers 500 when descriptors run out.
     home_page = (STATIC / "index.html").read_bytes()
 
@@ -63,15 +65,25 @@ def build(
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     def openapi() -> dict:  # FastAPI's, with the bodies that the prediction routes read themselves
-        return wire.add_body_schemas(FastAPI.openapi(app))
+        routes = [route for router in routers for route in router.routes]
+        return wire.add_body_schemas(FastAPI.openapi(app), routes)
 
     app.openapi = openapi
     # The request middleware goes outside all that Starlette builds, its error handling included,
     # so that every answer, a 500 too, carries the request id. Inside it, the prediction routes
     # are taken straight to their handlers (service.api.rest.fastpath), the rest through FastAPI.
     inner = app.build_middleware_stack
-    routers = [protocol.router for protocol in PROTOCOLS]
     app.build_middleware_stack = lambda: RequestMiddleware(
         PredictionPath(app, routers, inner()), dataplane
     )
     return app
+
+
+def protocol_routers(dataplane: DataPlane) -> list[APIRouter]:
+    """Each protocol's router, in `PROTOCOLS`' order. The typed protocol's is made for each app,
+    from the models in its repository (`typed.router_for`), its schemas' names kept clear of the
+    other protocols'."""
+    fixed = [protocol.router for protocol in PROTOCOLS if protocol is not typed]
+    taken = wire.route_schema_names(route for router in fixed for route in router.routes)
+    typed_router = typed.router_for(dataplane, taken | FASTAPI_SCHEMAS)
+    return [typed_router if protocol is typed else protocol.router for protocol in PROTOCOLS]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,7 +39,6 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
 }
 # Bodies up to this size are parsed by `model_validate_json` in one pass (faster for small ones).
 DIRECT_JSON_BYTES = 64 * 1024
-_DOCUMENTED: dict[str, type[BaseModel]] = {}  # request bodies read by `read`, for the OpenAPI
 _REF = "#/components/schemas/{model}"
 
 
@@ -183,13 +182,21 @@ def _accepted_encoding(accept: str | None) -> str | None:
 
 
 def post(
-    router: APIRouter, *paths: str, body: type[BaseModel], answer: type[BaseModel], **options: Any
+    router: APIRouter,
+    *paths: str,
+    body: type[BaseModel] | None,
+    answer: type[BaseModel] | None,
+    **options: Any,
 ) -> Callable:
     """Registers a prediction handler on each of `paths`: it reads `body` with `read` and returns
-    `answer`'s shape with `answer`; both are documented in the OpenAPI document."""
+    `answer`'s shape with `answer`; both are documented in the OpenAPI document. None: the route
+    is left out of the document (`include_in_schema=False`), its body being the model's own."""
 
     def register(handler: Callable) -> Callable:
         handler.prediction = True  # counted as an inference request (Triton's metrics)
+        if body is None:
+            return routes(router.post, *paths, include_in_schema=False, **options)(handler)
+        handler.documented_body = body  # for the OpenAPI document (`add_body_schemas`)
         extra = request_body(body)
         return routes(router.post, *paths, response_model=answer, openapi_extra=extra, **options)(
             handler
@@ -204,16 +211,39 @@ def is_prediction(route) -> bool:
 
 
 def request_body(model: type[BaseModel]) -> dict:
-    """`openapi_extra` for a route that reads `model` with `read`."""
-    _DOCUMENTED[model.__name__] = model
+    """`openapi_extra` for a route that reads `model` with `read` (its schema: `add_body_schemas`)."""
     schema = {"$ref": _REF.format(model=model.__name__)}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def add_body_schemas(openapi: dict) -> dict:
-    """Adds the JSON schemas of the bodies `request_body` documented to an OpenAPI document."""
-    _, schemas = models_json_schema(
-        [(m, "validation") for m in _DOCUMENTED.values()], ref_template=_REF
-    )
-    openapi.setdefault("components", {}).setdefault("schemas", {}).update(schemas["$defs"])
+def documented_bodies(routes: Iterable) -> list[type[BaseModel]]:
+    """The bodies that the prediction routes among `routes` read (registered by `post`)."""
+    bodies = (getattr(getattr(r, "endpoint", None), "documented_body", None) for r in routes)
+    return list({body.__name__: body for body in bodies if body is not None}.values())
+
+
+def add_body_schemas(openapi: dict, routes: Iterable) -> dict:
+    """Adds the JSON schemas of the bodies that the prediction routes among `routes` read to
+    their OpenAPI document."""
+    bodies = documented_bodies(routes)
+    _, schemas = models_json_schema([(m, "validation") for m in bodies], ref_template=_REF)
+    openapi.setdefault("components", {}).setdefault("schemas", {}).update(schemas.get("$defs", {}))
     return openapi
+
+
+def schema_names(bodies: Iterable[type[BaseModel]], answers: Iterable[type[BaseModel]]) -> set[str]:
+    """The names that these request bodies and answers, and the models they hold, take in the
+    OpenAPI document."""
+    models = [(m, "validation") for m in bodies] + [(m, "serialization") for m in answers]
+    _, schemas = models_json_schema(models, ref_template=_REF)
+    return set(schemas.get("$defs", {}))
+
+
+def route_schema_names(routes: Iterable) -> set[str]:
+    """The schema names that `routes`' bodies, answers and documented errors take."""
+    routes = list(routes)
+    answers = {getattr(r, "response_model", None) for r in routes}
+    for route in routes:
+        answers |= {spec.get("model") for spec in getattr(route, "responses", {}).values()}
+    models = [m for m in answers if isinstance(m, type) and issubclass(m, BaseModel)]
+    return schema_names(documented_bodies(routes), models)
