@@ -134,11 +134,13 @@ def service_code(checkout: Path) -> str:
     try:
         commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "service"],
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "service", "contract"],
                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return f"{checkout} (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes to service/" if dirty else "")
+    return f"commit {commit}" + (
+        " with uncommitted changes to service/ or contract/" if dirty else ""
+    )
 
 
 def provenance(benchmark: str, argv: list[str] | None) -> dict:
