@@ -106,7 +106,8 @@ def start_service(
     """`python -m service` on the committed models and a free loopback port (gRPC on another,
     unless `settings` names SERVICE_GRPC_PORT), with its default settings but for `settings`
     (SERVICE_* variables); its code from `checkout` (another revision, for a before/after
-    comparison), the models always this checkout's."""
+    comparison), with that checkout's models where it has them (the same graphs, their configs
+    as that revision reads them), else this one's."""
     port = free_port()
     env = service_environment(
         {
@@ -114,7 +115,9 @@ def start_service(
             **(settings or {}),
             "SERVICE_HOST": "127.0.0.1",
             "SERVICE_PORT": str(port),
-            "SERVICE_MODEL_REPOSITORY": str(REPO / "models"),
+            "SERVICE_MODEL_REPOSITORY": str(
+                checkout / "models" if (checkout / "models").is_dir() else REPO / "models"
+            ),
         },
         checkout,
     )

@@ -4,7 +4,7 @@ by side in one run: the ratio a change costs or gains, on a machine whose speed 
     python -m loadtest before_after BEFORE_CHECKOUT [--concurrency 8] [--duration 5]
                                     [--rounds 3] [--out reports/before_after]
 
-Both services run at once (the committed models, default settings, one worker each); each round
+Both services run at once (each its checkout's committed models: the same graphs; default settings, one worker each); each round
 measures every (protocol, service) pair in turn with the asyncio load generator of
 `loadtest/generator.py` (one-house requests back to back), the order of the services alternating
 from round to round. The median round of each pair is kept. Writes <out>.md and <out>.json.

@@ -38,11 +38,11 @@ TRACING_ON = {"OTEL_BSP_MAX_QUEUE_SIZE": "65536", "OTEL_BSP_SCHEDULE_DELAY": "50
 
 def checkout_of(revision: str, folder: Path) -> Path:
     """service/ as it was at `revision`, with contract/ where that revision has one (what the
-    service imported then), in `folder`."""
+    service imported then) and models/ (their configs as it read them), in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     listed = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only", revision],
                             capture_output=True, check=True, text=True).stdout.split()  # fmt: skip
-    packages = [name for name in ("service", "contract") if name in listed]
+    packages = [name for name in ("service", "contract", "models") if name in listed]
     archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, *packages],
                              capture_output=True, check=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
