@@ -58,6 +58,7 @@ class LoadedModel:
     batcher: Batcher
     encoder: TextEncoder | None = field(default=None)
     leases: int = 0
+    takes_rows: bool = field(init=False)  # read by every request: decided once
     _released: asyncio.Event | None = field(default=None, repr=False)
 
     @property
@@ -72,9 +73,8 @@ class LoadedModel:
     def row_size(self) -> int:
         return self.config.inputs[0].shape[-1]
 
-    @property
-    def takes_rows(self) -> bool:
-        return takes_rows(self.config)
+    def __post_init__(self) -> None:
+        self.takes_rows = takes_rows(self.config)
 
     def lease(self) -> None:
         self.leases += 1
