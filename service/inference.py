@@ -58,9 +58,9 @@ def apply_timeout(call: Call, timeout: object) -> None:
 def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: list[str]) -> None:
     """A request's inputs (name, datatype) are the model's inputs, each once and in its datatype,
     and the outputs it asks for (none: all) are the model's."""
-    specs = {spec.name: spec for spec in model.config.inputs}
+    specs = model.input_specs
     names = [name for name, _ in inputs]
-    if sorted(names) != sorted(specs):
+    if names != model.input_names and sorted(names) != sorted(specs):
         (first, *others) = specs
         wanted = f"the inputs {list(specs)}" if others else f"one input named '{first}'"
         raise BadInputError(f"the model takes {wanted}, got {names}", "inputs")
@@ -70,7 +70,7 @@ def check_tensors(model: LoadedModel, inputs: list[tuple[str, str]], outputs: li
                 f"datatype {datatype} does not match the model input's {specs[name].datatype}",
                 f"inputs[{i}].datatype",
             )
-    known = [spec.name for spec in model.config.outputs]
+    known = model.output_names
     unknown = [name for name in outputs if name not in known]
     if unknown:
         has = f"'{known[0]}'" if len(known) == 1 else str(known)
@@ -92,7 +92,7 @@ def check_shape(spec: TensorSpec, shape: Sequence[int], field: str) -> None:
 def answered(model: LoadedModel, asked: list[str]) -> list[TensorSpec]:
     """The outputs a request is answered with: those it asks for, in its order; none: all."""
     if not asked:
-        return list(model.config.outputs)
+        return model.config.outputs
     specs = {spec.name: spec for spec in model.config.outputs}
     return [specs[name] for name in asked]
 

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from opentelemetry.trace import Tracer
 
-from contract.config import ONNX_FILE, ModelConfig, RepositoryError, list_versions, read_config
+from contract.config import (
+    ONNX_FILE,
+    ModelConfig,
+    RepositoryError,
+    TensorSpec,
+    list_versions,
+    read_config,
+)
 from contract.numbers import VERSION_RULE, read_version
 from contract.text import TextEncoder, TextEncoding
 from service import tracing
@@ -58,7 +65,11 @@ class LoadedModel:
     batcher: Batcher
     encoder: TextEncoder | None = field(default=None)
     leases: int = 0
-    takes_rows: bool = field(init=False)  # read by every request: decided once
+    # Read by every request: decided once.
+    takes_rows: bool = field(init=False)
+    input_specs: dict[str, TensorSpec] = field(init=False, repr=False)
+    input_names: list[str] = field(init=False, repr=False)
+    output_names: list[str] = field(init=False, repr=False)
     _released: asyncio.Event | None = field(default=None, repr=False)
 
     @property
@@ -75,6 +86,9 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.takes_rows = takes_rows(self.config)
+        self.input_specs = {spec.name: spec for spec in self.config.inputs}
+        self.input_names = list(self.input_specs)
+        self.output_names = [spec.name for spec in self.config.outputs]
 
     def lease(self) -> None:
         self.leases += 1

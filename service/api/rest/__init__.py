@@ -69,7 +69,8 @@ def _with_parameters(handler: Callable, signature: inspect.Signature) -> Callabl
 
 
 def dataplane(request: Request) -> DataPlane:
-    return request.app.state.dataplane
+    """The data plane, as the request middleware put it beside the request's `Call`."""
+    return request.scope["state"]["dataplane"]
 
 
 def call_of(request: Request) -> Call:

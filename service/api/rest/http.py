@@ -123,9 +123,9 @@ class HttpProtocol(HttpToolsProtocol):
         self.header_timeout = config.header_timeout
         self.drain_timeout = config.drain_timeout
         self.timer: asyncio.TimerHandle | None = None
-        # Since when this connection has been waiting: for its first request, or for the rest of
-        # a request's headers. The watchdog (below) looks at these rather than each request
-        # arming a timer of its own: two timer operations a request cost more than a glance.
+        # Since when this connection has been waiting: for a request (its first, or the next after
+        # an answer), or for the rest of its headers. The watchdog (below) looks at these rather than
+        # each request arming a timer of its own: two timer operations cost more than a glance.
         self.idle_since: float | None = None
         self.headers_since: float | None = None
         self.draining = False
@@ -206,11 +206,6 @@ class HttpProtocol(HttpToolsProtocol):
         if self.reading_headers and self.head_bytes > self.config.max_header_bytes:
             self._head_too_large(f"exceed {self.config.max_header_bytes} bytes")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        if len(self.headers) > self.config.max_headers:
-            self._stop_parser(f"more than {self.config.max_headers} headers")
-
     def _stop_parser(self, reason: str) -> None:
         # uvicorn answers what the parser callbacks raise with send_400_response (below).
         self.head_refusal = (431, reason)
@@ -234,6 +229,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.headers_since = None
+        # Counted once whole: the byte limit already bounds what the parser kept meanwhile.
+        if len(self.headers) > self.config.max_headers:
+            self._stop_parser(f"more than {self.config.max_headers} headers")
         if self.head_bytes > self.config.max_header_bytes:
             # It arrived whole, in reads that also held more (a body): measured itself.
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
@@ -247,8 +245,18 @@ class HttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
+        """uvicorn's, but for the wait for the next request: the watchdog watches it
+        (`idle_since`) instead of a timer armed and cancelled for every request."""
         self.transport.flush()  # a response without a body: its head alone
-        super().on_response_complete()
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle_since = self.loop.time()
 
     def shutdown(self) -> None:
         """uvicorn calls this on each connection once the shutdown began."""
@@ -284,7 +292,7 @@ class HttpProtocol(HttpToolsProtocol):
         if self.headers_since is not None and now - self.headers_since > self.header_timeout:
             self._headers_too_slow()
         elif self.idle_since is not None and now - self.idle_since > self.timeout_keep_alive:
-            self.transport.close()  # nothing was ever asked (after a response: uvicorn's timer)
+            self.transport.close()  # no request since the connection opened, or since the last answer
 
     def _unread_bytes(self) -> int:
         sock = self.transport.get_extra_info("socket")

@@ -34,7 +34,8 @@ class RequestMiddleware:
         target = f"{scope['method']} {scope['path']}"
         with RequestContext(self.dataplane, target, request_id) as context:
             call = context.call
-            scope.setdefault("state", {})["call"] = call
+            state = scope.setdefault("state", {})
+            state["call"], state["dataplane"] = call, self.dataplane
             span = (
                 context.trace(*tracing.http_carrier(scope))
                 if self.dataplane.tracer is not None and tracing.traced(scope["path"])

@@ -211,8 +211,8 @@ def _binary_size(tensor: RequestInput, field: str) -> int | None:
 
 def _answer(request: Request, loaded, body: InferenceRequest, results: dict) -> Response:
     """The outputs asked for (none: all), each in JSON or binary as the request says."""
-    asked = [o.name for o in body.outputs or []]
-    in_binary = _binary_outputs(body)
+    asked = [o.name for o in body.outputs] if body.outputs else []
+    in_binary = _binary_outputs(body) if body.outputs or body.parameters else {None: False}
     outputs, blobs = [], []
     for spec in inference.answered(loaded, asked):
         result = results[spec.name]
