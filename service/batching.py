@@ -252,7 +252,12 @@ class Batcher:
         except asyncio.CancelledError:  # closed while this batch ran
             self._fail(batch, UnavailableError("this model version was unloaded mid-run"))
             raise
-        except Exception as error:  # every waiting request gets the failure
+        except Exception as error:
+            if len(batch) > 1:  # one request's input may fail a batch: each runs on its own
+                for request in batch:
+                    await self._answer([request])
+                self._last_batch_requests = len(batch)
+                return
             self._fail(batch, error)
             return
         if len(batch) == 1:  # the whole output (of a model that is not batched: not rows)

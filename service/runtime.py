@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
 from contract.config import DATATYPE_OF_ONNX, ModelConfig, RepositoryError
+from service.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 _ORT_ERROR = 3
 ort.set_default_logger_severity(_ORT_ERROR)
 
+# A run that fails is answered (see run_tensors), not logged by onnxruntime in its own format.
+_QUIET = ort.RunOptions()
+_QUIET.log_severity_level = 4
 _NUMPY_TYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
 
 
@@ -117,6 +122,13 @@ class OnnxRuntime:
         return self.session.run([self.output.name], {self.input.name: batch})[0]
 
     def run_tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every output of the graph for `feeds`, by name."""
+        """Every output of the graph for `feeds`, by name. What a graph refuses at run time
+        (an index out of range, a shape it cannot reshape) depends on the input: a 400."""
         names = [s.name for s in self.config.outputs]
-        return dict(zip(names, self.session.run(names, feeds), strict=True))
+        try:
+            return dict(zip(names, self.session.run(names, feeds, _QUIET), strict=True))
+        except (InvalidArgument, Fail) as error:
+            reason = str(error).rpartition("Status Message: ")[2].strip()
+            raise BadInputError(
+                f"the model cannot run on these inputs: {reason}", "inputs"
+            ) from None

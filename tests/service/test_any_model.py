@@ -104,6 +104,19 @@ def sums(folder):
     return save(graph, folder)
 
 
+def lookup(folder):
+    """Rows of a table by index: an index out of range fails the graph at run time."""
+    table = helper.make_tensor("table", TensorProto.FLOAT, [5, 2], [float(i) for i in range(10)])
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "index"], ["row"])],
+        "lookup",
+        [tensor("index", TensorProto.INT64, ["n"])],
+        [tensor("row", TensorProto.FLOAT, ["n", 2])],
+        [table],
+    )
+    return save(graph, folder)
+
+
 def unsupported(folder):
     """A bfloat16 input: no V2 datatype for it."""
     graph = helper.make_graph(
@@ -127,6 +140,7 @@ def repository(tmp_path_factory):
         "texts": texts(root / "texts" / "1"),
         "fixed": fixed(root / "fixed" / "1"),
         "sums": sums(root / "sums" / "1"),
+        "lookup": lookup(root / "lookup" / "1"),
     }
     unsupported(root / "broken" / "1")
     (root / "broken" / "2").mkdir()
@@ -307,6 +321,34 @@ def test_requests_of_other_shapes_are_not_merged(server):
             assert answer.json()["outputs"][0]["data"] == [length * length, length]
 
 
+def test_an_input_the_graph_refuses_at_run_time_is_a_400_and_fails_no_other_request(server):
+    """An index out of range fails onnxruntime's Gather: that request is answered 400 (gRPC:
+    INVALID_ARGUMENT), the requests batched with it are answered as if it were not there."""
+
+    def one(index: int):
+        body = {"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [index]}]}
+        return index, httpx.post(f"{server.url}/v2/models/lookup/infer", json=body, timeout=30)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for index, answer in pool.map(one, [0, 9, 4, 7, 1, 3, 8, 2] * 3):
+            if index < 5:
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["outputs"][0]["data"] == [2.0 * index, 2.0 * index + 1]
+            else:
+                assert answer.status_code == 400, answer.text
+                detail = answer.json()["details"][0]
+                assert detail["field"] == "inputs"
+                assert "indices element out of data bounds" in detail["reason"]
+    request = service_pb2.ModelInferRequest(model_name="lookup")
+    request.inputs.add(name="index", datatype="INT64", shape=[1]).contents.int64_contents.append(5)
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModelInfer(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "[E:onnxruntime:" not in server.output()  # answered, not logged in its own format
+
+
 def test_a_model_that_cannot_batch_runs_each_request_whole(server):
     def one(k: int):
         body = {"inputs": [{"name": "a", "datatype": "FP32", "shape": [2, 2], "data": [k] * 4}]}
@@ -383,8 +425,8 @@ def test_a_graph_that_cannot_be_served_is_named_and_the_others_serve(server):
 NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 DATATYPE_NAMES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                   "INT64", "FP16", "FP32", "FP64", "BYTES", "BF16", ""]  # fmt: skip
-TENSOR_MODELS = st.sampled_from(["mixer", "texts", "sums", "fixed"])
-TENSOR_NAMES = st.sampled_from(["x", "mask", "text", "flag", "seq", "a", "nope"])
+TENSOR_MODELS = st.sampled_from(["mixer", "texts", "sums", "fixed", "lookup"])
+TENSOR_NAMES = st.sampled_from(["x", "mask", "text", "flag", "seq", "a", "index", "nope"])
 SMALL_SHAPES = st.lists(st.integers(-1, 4), max_size=3)
 CONTENTS = {
     "bool_contents": st.booleans(),
@@ -410,6 +452,7 @@ SIGNATURES = {
     "texts": [("text", "BYTES", [-1]), ("flag", "BOOL", [-1])],
     "sums": [("seq", "INT64", [-1, -1])],
     "fixed": [("a", "FP32", [2, 2])],
+    "lookup": [("index", "INT64", [-1])],
 }
 
 
