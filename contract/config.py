@@ -12,7 +12,8 @@ Triton's layout, `<root>/<name>/<version>/`, each version folder self-describing
 A version of a model made elsewhere may have only `model.onnx`: the service completes its config
 from the graph; provenance (`metrics`, `training`, `export`, `gate`) is there for the versions the
 trainer made, and `imported` (with `export` where it converted the model) for the ones
-`trainer import` published. Pure pydantic: no TensorFlow, no onnxruntime.
+`trainer import` published. Pydantic and NumPy's names of the datatypes: no TensorFlow, no
+onnxruntime.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.endpoint import TabularEndpoint
@@ -60,6 +62,16 @@ DATATYPE_OF_ONNX = {
     "tensor(string)": "BYTES",
 }  # fmt: skip
 ONNX_OF_DATATYPE = {datatype: onnx for onnx, datatype in DATATYPE_OF_ONNX.items()}
+# The V2 datatypes as NumPy's (little-endian, as the wire carries them); BYTES as Python objects
+# (str or bytes), as onnxruntime takes and gives strings.
+NUMPY_OF_DATATYPE: dict[str, np.dtype] = {
+    name: np.dtype(code)
+    for name, code in {
+        "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+        "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BYTES": "O",
+    }.items()
+}  # fmt: skip
 
 
 class TensorSpec(_Strict):

@@ -14,17 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from contract.config import NUMPY_OF_DATATYPE
 from service.errors import BadInputError
 
-# The V2 datatypes of fixed size, as NumPy's little-endian dtypes (BYTES has no fixed size).
-DATATYPES: dict[str, np.dtype] = {
-    name: np.dtype(code)
-    for name, code in {
-        "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-        "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-        "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-    }.items()
-}  # fmt: skip
+# The V2 datatypes of fixed size (BYTES has none).
+DATATYPES = {name: dtype for name, dtype in NUMPY_OF_DATATYPE.items() if name != "BYTES"}
 _LENGTH = struct.Struct("<I")
 
 
@@ -68,10 +62,22 @@ def _elements(data: bytes | memoryview, name: str, shape: Sequence[int], field: 
             "length and its bytes; the data does not hold exactly that",
             field,
         )
-    try:  # onnxruntime takes a string tensor's elements as text (it would str() bytes)
-        return _object_array([e.decode() for e in elements], shape)
+    return _object_array(texts(elements, field, f"input '{name}': "), shape)
+
+
+def texts(elements, field: str, where: str = "") -> list[str]:
+    """BYTES elements as onnxruntime takes a string tensor's: text (it would str() bytes)."""
+    try:
+        return [element.decode() for element in elements]
     except UnicodeDecodeError:
-        raise BadInputError(f"input '{name}': a BYTES element is not UTF-8 text", field) from None
+        raise BadInputError(f"{where}a BYTES element is not UTF-8 text", field) from None
+
+
+def check_integers(low, high, datatype: str, field: str) -> None:
+    """The lowest and highest of integer data fit `datatype`."""
+    limits = np.iinfo(DATATYPES[datatype])
+    if low < limits.min or high > limits.max:
+        raise BadInputError(f"values beyond {datatype}'s {limits.min}..{limits.max}", field)
 
 
 def to_bytes(array: np.ndarray, datatype: str) -> bytes:
@@ -107,9 +113,8 @@ def from_json(data: list, datatype: str, shape: Sequence[int], field: str) -> np
         what = "whole numbers" if dtype.kind in "iu" else "numbers"
         raise BadInputError(f"{datatype} data must hold {what} only", field)
     if dtype.kind in "iu":
-        limits = np.iinfo(dtype)
-        if values and (min(values) < limits.min or max(values) > limits.max):
-            raise BadInputError(f"values beyond {datatype}'s {limits.min}..{limits.max}", field)
+        if values:
+            check_integers(min(values), max(values), datatype, field)
         return np.array(values, dtype=dtype).reshape(shape)
     with np.errstate(over="ignore"):
         array = np.array(values, dtype=np.float64).astype(dtype)

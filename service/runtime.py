@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
-from contract.config import DATATYPE_OF_ONNX, ModelConfig, RepositoryError
+from contract.config import DATATYPE_OF_ONNX, NUMPY_OF_DATATYPE, ModelConfig, RepositoryError
 from service.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ ort.set_default_logger_severity(_ORT_ERROR)
 # A run that fails is answered (see run_tensors), not logged by onnxruntime in its own format.
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4
-_NUMPY_TYPES = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64}
 
 
 class ProviderError(RuntimeError):
@@ -113,7 +112,7 @@ class OnnxRuntime:
                 )
         self.config = config
         self.input, self.output = config.inputs[0], config.outputs[0]
-        self.dtype = _NUMPY_TYPES.get(self.input.datatype)
+        self.dtype = NUMPY_OF_DATATYPE[self.input.datatype]
         return self
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -23,14 +23,6 @@ BATCH = 256  # rows per onnxruntime call for tabular data
 # encoder and read by onnxruntime while it is still in the CPU's cache (256 rows: 51 MB, slower).
 TEXT_BATCH = 64
 
-# Open Inference Protocol V2 datatypes as NumPy's; BYTES as Python objects (str or bytes), as
-# onnxruntime takes and gives strings.
-NUMPY_OF_DATATYPE = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-    "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_,
-}  # fmt: skip
-
 
 def score(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
     """Test metrics of model outputs, computed in NumPy so that anyone can recompute them."""

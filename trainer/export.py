@@ -23,6 +23,7 @@ import tf2onnx
 
 from contract.config import (
     CONFIG_FILE,
+    NUMPY_OF_DATATYPE,
     ONNX_FILE,
     SAVED_MODEL_DIR,
     Export,
@@ -31,7 +32,7 @@ from contract.config import (
     read_config,
 )
 from trainer import data
-from trainer.evaluate import NUMPY_OF_DATATYPE, input_batches, onnx_session
+from trainer.evaluate import input_batches, onnx_session
 from trainer.publish import ExportError, version_folder
 from trainer.sparse import dense_batches
 

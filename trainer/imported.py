@@ -25,6 +25,7 @@ import numpy as np
 
 from contract.config import (
     DATATYPE_OF_ONNX,
+    NUMPY_OF_DATATYPE,
     ONNX_FILE,
     Imported,
     ModelConfig,
@@ -126,8 +127,6 @@ def check_rows(
 
 
 def _as_datatype(array: np.ndarray, spec: TensorSpec, where: Path) -> np.ndarray:
-    from trainer.evaluate import NUMPY_OF_DATATYPE
-
     if spec.datatype == "BYTES":
         if array.dtype.kind in "SU":
             return array.astype(object)
@@ -148,8 +147,6 @@ def _as_datatype(array: np.ndarray, spec: TensorSpec, where: Path) -> np.ndarray
 def make_rows(inputs: list[TensorSpec], seed: int) -> dict[str, np.ndarray]:
     """Rows for the inputs: ROWS along a batch dimension of any size, OTHER_DIM along any other;
     floats standard normal, integers 0 to INTEGERS - 1, booleans and words at random."""
-    from trainer.evaluate import NUMPY_OF_DATATYPE
-
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in inputs:

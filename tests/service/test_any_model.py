@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 
 from loadtest.harness.servers import free_port
 from tests.service.support import MODELS, ServerProcess, newest
+from tests.service.test_hostile_grpc import CONTENTS, NEVER  # the proto's typed fields
 
 httpclient = pytest.importorskip("tritonclient.http")
 grpcclient = pytest.importorskip("tritonclient.grpc")
@@ -422,22 +423,11 @@ def test_a_graph_that_cannot_be_served_is_named_and_the_others_serve(server):
 
 # -- the fuzz: any tensors, over gRPC and V2 JSON, are answered or refused, never INTERNAL/500
 
-NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 DATATYPE_NAMES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                   "INT64", "FP16", "FP32", "FP64", "BYTES", "BF16", ""]  # fmt: skip
 TENSOR_MODELS = st.sampled_from(["mixer", "texts", "sums", "fixed", "lookup"])
 TENSOR_NAMES = st.sampled_from(["x", "mask", "text", "flag", "seq", "a", "index", "nope"])
 SMALL_SHAPES = st.lists(st.integers(-1, 4), max_size=3)
-CONTENTS = {
-    "bool_contents": st.booleans(),
-    "int_contents": st.integers(-(2**31), 2**31 - 1),
-    "int64_contents": st.integers(-(2**63), 2**63 - 1),
-    "uint_contents": st.integers(0, 2**32 - 1),
-    "uint64_contents": st.integers(0, 2**64 - 1),
-    "fp32_contents": st.floats(width=32),
-    "fp64_contents": st.floats(),
-    "bytes_contents": st.binary(max_size=6),
-}
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False, allow_infinity=False)

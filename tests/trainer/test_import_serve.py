@@ -52,30 +52,18 @@ def test_v2_json(served, expected):
     assert {o["name"] for o in answer["outputs"]} == {"score", "probs"}
 
 
-def test_v2_binary_with_tritonclient(served, expected):
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_tritonclient_on_its_defaults(served, expected, protocol):
+    """tritonclient.http sends binary tensor data by default, tritonclient.grpc raw contents."""
     feeds, answers = expected
-    client = httpclient.InferenceServerClient(served.url.removeprefix("http://"))
-    inputs = [
-        httpclient.InferInput("ids", [5, 3], "INT64"),
-        httpclient.InferInput("flag", [5, 1], "BOOL"),
-    ]
+    module, address = {
+        "http": (httpclient, served.url.removeprefix("http://")),
+        "grpc": (grpcclient, served.grpc),
+    }[protocol]
+    inputs = [module.InferInput("ids", [5, 3], "INT64"), module.InferInput("flag", [5, 1], "BOOL")]
     inputs[0].set_data_from_numpy(feeds["ids"])
     inputs[1].set_data_from_numpy(feeds["flag"])
-    result = client.infer("pair", inputs)
-    for name, answer in answers.items():
-        np.testing.assert_array_equal(result.as_numpy(name), answer)
-
-
-def test_grpc_with_tritonclient(served, expected):
-    feeds, answers = expected
-    client = grpcclient.InferenceServerClient(served.grpc)
-    inputs = [
-        grpcclient.InferInput("ids", [5, 3], "INT64"),
-        grpcclient.InferInput("flag", [5, 1], "BOOL"),
-    ]
-    inputs[0].set_data_from_numpy(feeds["ids"])
-    inputs[1].set_data_from_numpy(feeds["flag"])
-    result = client.infer("pair", inputs)
+    result = module.InferenceServerClient(address).infer("pair", inputs)
     for name, answer in answers.items():
         np.testing.assert_array_equal(result.as_numpy(name), answer)
 

@@ -203,23 +203,12 @@ def _typed(tensor, index: int, shape: list[int]) -> np.ndarray:
             f"{field} holds {len(values)} values, shape {shape} needs {math.prod(shape)}", where
         )
     if tensor.datatype == "BYTES":
-        return datatypes.from_json([_text(v, where) for v in values], "BYTES", shape, where)
+        return datatypes.from_json(datatypes.texts(values, where), "BYTES", shape, where)
     dtype = datatypes.DATATYPES[tensor.datatype]
     wide = np.fromiter(values, _WIDE.get(dtype.kind, dtype), len(values))
     if dtype.kind in "iu" and wide.size:
-        limits = np.iinfo(dtype)
-        if wide.min() < limits.min or wide.max() > limits.max:
-            raise BadInputError(
-                f"values beyond {tensor.datatype}'s {limits.min}..{limits.max}", where
-            )
+        datatypes.check_integers(wide.min(), wide.max(), tensor.datatype, where)
     return wide.astype(dtype, copy=False).reshape(shape)
 
 
 _WIDE = {"i": np.dtype(np.int64), "u": np.dtype(np.uint64)}  # the proto's widest, then narrowed
-
-
-def _text(value: bytes, field: str) -> str:
-    try:  # onnxruntime takes a string tensor's elements as text
-        return value.decode()
-    except UnicodeDecodeError:
-        raise BadInputError("a BYTES element is not UTF-8 text", field) from None
