@@ -76,8 +76,10 @@ def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
     return out
 
 
-def assemble(parts: Sequence[np.ndarray | SparseRows | Tensors], dtype: np.dtype) -> np.ndarray:
-    """One dense batch of the parts' rows, in order."""
+def assemble(
+    parts: Sequence[np.ndarray | SparseRows | Tensors], dtype: np.dtype
+) -> np.ndarray | Tensors:
+    """One batch of the parts' rows, in order: dense rows, or the tensors of every part."""
     if isinstance(parts[0], Tensors):
         return Tensors.concatenate(parts)
     if all(isinstance(p, np.ndarray) for p in parts):

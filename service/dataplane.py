@@ -342,7 +342,7 @@ class DataPlane:
         """Every output of a model of named tensors (`LoadedModel.takes_rows` false), for inputs
         the transport checked against its config (`service.inference`). Requests to a model
         that batches are merged along the first dimension, which all its inputs share."""
-        batched = model.config.batchable
+        batched = model.batchable
         if batched:
             sizes = {array.shape[0] for array in inputs.values()}
             if len(sizes) != 1:

@@ -67,6 +67,7 @@ class LoadedModel:
     leases: int = 0
     # Read by every request: decided once.
     takes_rows: bool = field(init=False)
+    batchable: bool = field(init=False)
     input_specs: dict[str, TensorSpec] = field(init=False, repr=False)
     input_names: list[str] = field(init=False, repr=False)
     output_names: list[str] = field(init=False, repr=False)
@@ -86,6 +87,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.takes_rows = takes_rows(self.config)
+        self.batchable = self.config.batchable
         self.input_specs = {spec.name: spec for spec in self.config.inputs}
         self.input_names = list(self.input_specs)
         self.output_names = [spec.name for spec in self.config.outputs]

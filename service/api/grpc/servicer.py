@@ -110,7 +110,7 @@ class InferenceServicer:
     async def _infer_tensors(self, call: Call, model, request):
         """A model of named tensors: each input in its own datatype and shape, every output (or
         those asked for) answered."""
-        specs = {spec.name: spec for spec in model.config.inputs}
+        specs = model.input_specs
         raw = bool(request.raw_input_contents)
         arrays = {}
         for i, tensor in enumerate(request.inputs):

@@ -128,7 +128,7 @@ async def _predict_tensors(request: Request, loaded, body: PredictRequest):
     """A model of named tensors, as TensorFlow Serving takes a signature of several inputs: each
     instance an object of the inputs' values (one input: the value itself), or columnar, an
     object of whole tensors; answered alike (one output: its values alone)."""
-    names = [spec.name for spec in loaded.config.inputs]
+    names = loaded.input_names
     if body.instances is not None:
         field, instances = "instances", body.instances
         if len(names) == 1 and not (instances and isinstance(instances[0], dict)):

@@ -177,7 +177,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
 async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binary: memoryview):
     """A model of named tensors: each input in its own datatype and shape, every output (or
     those asked for) answered."""
-    specs = {spec.name: spec for spec in loaded.config.inputs}
+    specs = loaded.input_specs
     binary_data = BinaryData(binary)
     arrays = {}
     for i, tensor in enumerate(body.inputs):
