@@ -251,6 +251,11 @@ class ModelConfig(_Strict):
                 raise ValueError("a regression model has a target and no labels")
         elif self.task is not None and (self.labels is None or len(self.labels) < 2):
             raise ValueError("a classification model names at least two labels")
+        if isinstance(self.encoding, TextEncoding) and self.encoding.form == "sparse":
+            if self.inputs != text_inputs(self.encoding):
+                expected = [s.model_dump() for s in text_inputs(self.encoding)]
+                raise ValueError(f"a sparse text model takes the inputs {expected}")
+            return self
         if self.encoding is not None and len(self.inputs) != 1:
             raise ValueError("a model with an encoding takes one input")
         if isinstance(self.encoding, TabularEncoding) and self.inputs[0].shape[-1] != len(
@@ -263,6 +268,16 @@ class ModelConfig(_Strict):
         ):
             raise ValueError("the input's last dimension must equal the encoding's dim")
         return self
+
+
+def text_inputs(encoding: TextEncoding) -> list[TensorSpec]:
+    """The inputs of a text model of this encoding (`TextEncoding.form`)."""
+    if encoding.form == "dense":
+        return [TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, encoding.dim])]
+    ids = TensorSpec(name="ids", datatype="INT64", shape=[-1, -1])
+    if encoding.weighting == "binary":
+        return [ids]
+    return [ids, TensorSpec(name="weights", datatype="FP32", shape=[-1, -1])]
 
 
 def read_config(folder: Path, graph: dict | None = None) -> ModelConfig:

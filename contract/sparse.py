@@ -1,9 +1,11 @@
 """Encoded text kept sparse: a review is a few hundred of 50,000 n-gram columns, 25,000 reviews a
-few megabytes as (row, column, value) entries; the dense rows are made only for the batch that
-runs (service) or trains (trainer). NumPy only."""
+few megabytes as (row, column, value) entries. A dense model gets dense rows made for the batch
+that runs (service) or trains (trainer); a sparse one gets each row's entries as padded ids and
+weights (`padded`), the input form `TextEncoding.form = "sparse"` describes. NumPy only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,45 @@ class SparseRows:
             np.concatenate([self.values[:lo], self.values[hi:]]),
             (self.shape[0] - (stop - start), self.shape[1]),
         )
+
+    @staticmethod
+    def concatenate(parts: Sequence[SparseRows]) -> SparseRows:
+        """The parts' rows, one after another (all of one width)."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0, *(len(p) for p in parts[:-1])])
+        return SparseRows(
+            np.concatenate([p.rows + offset for p, offset in zip(parts, offsets, strict=True)]),
+            np.concatenate([p.columns for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            (sum(len(p) for p in parts), parts[0].shape[1]),
+        )
+
+    def counts(self) -> np.ndarray:
+        """The number of entries of each row."""
+        return np.bincount(self.rows, minlength=len(self))
+
+    def padded(self, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's entries as (ids int64 [n, k], values float32 [n, k]), in order, then the pad
+        id (`shape[1]`: one past the last column) with value 0; k is the longest row's count
+        (at least 1), or `width` where given (at least that)."""
+        counts = self.counts()
+        k = max(1, int(counts.max(initial=0)), width or 0)
+        ids = np.full((len(self), k), self.shape[1], np.int64)
+        values = np.zeros((len(self), k), np.float32)
+        starts = np.cumsum(counts) - counts
+        positions = np.arange(self.rows.size) - starts[self.rows]
+        ids[self.rows, positions] = self.columns
+        values[self.rows, positions] = self.values
+        return ids, values
+
+    @classmethod
+    def from_padded(cls, ids: np.ndarray, values: np.ndarray | None, width: int) -> SparseRows:
+        """`padded`'s inverse: the entries of ids [n, k] (in [0, width], `width` the pad id) and
+        their values (None: 1 each); pad ids are left out."""
+        rows, positions = np.nonzero(ids != width)
+        entries = np.ones(rows.size, np.float32) if values is None else values[rows, positions]
+        return cls(rows, ids[rows, positions], entries.astype(np.float32), (len(ids), width))
 
     def write(self, out: np.ndarray) -> None:
         """Into `out`, zeros of this shape."""

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.endpoint import TextEndpoint
+from contract.sparse import SparseRows
 
 # keras.preprocessing.text.text_to_word_sequence's default filters: the tokenisation that produced the
 # word indexes of keras.datasets.imdb and .reuters ("<br />" becomes the token "br").
@@ -111,7 +112,14 @@ class TextEncoding(BaseModel):
         description="binary: 1 where the feature occurs; count: occurrences; log_count_idf: "
         "log(1 + occurrences) × the feature's inverse document frequency in the training texts",
     )
-    dim: int = Field(gt=0, description="Length of the model's input row.")
+    dim: int = Field(gt=0, description="Length of the model's input row: the number of columns.")
+    form: Literal["dense", "sparse"] = Field(
+        "dense",
+        description="dense: the model takes rows of `dim` floats (input `encoded_text`); sparse: "
+        "each row's non-zero columns as ids (INT64 [n, k], input `ids`), padded with the id `dim`, "
+        "which contributes nothing, and their values (FP32 [n, k], input `weights`, 0 where "
+        "padded) unless weighting is binary",
+    )
     endpoint: TextEndpoint = Field(
         TextEndpoint(), description="How the typed endpoint (/api/{model}) names what it takes"
     )
@@ -260,6 +268,11 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.vectorize(self.word_ids_batch(texts))
+
+    def sparse_rows(self, sequences: Sequence[Sequence[int]] | WordIds) -> SparseRows:
+        """`vectorize(sequences)` as its non-zero entries: what either form is made from."""
+        rows, columns, values = self.coordinates(sequences)
+        return SparseRows(rows, columns, values, (len(sequences), self.encoding.dim))
 
     def vectorize(self, sequences: Sequence[Sequence[int]] | WordIds) -> np.ndarray:
         """Word-id sequences → float32 array of shape (len(sequences), dim)."""

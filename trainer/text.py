@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from contract.config import TensorSpec
+from contract.config import text_inputs
 from contract.endpoint import TextEndpoint
 from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
@@ -68,8 +68,7 @@ def fit_encoder(
 
 
 def encode(encoder: TextEncoder, sequences: list[list[int]]) -> SparseRows:
-    rows, columns, values = encoder.coordinates(cap_words(sequences, encoder.encoding.num_words))
-    return SparseRows(rows, columns, values, (len(sequences), encoder.encoding.dim))
+    return encoder.sparse_rows(cap_words(sequences, encoder.encoding.num_words))
 
 
 def train(
@@ -100,7 +99,7 @@ def train(
         x_test=encode(encoder, data.x_test),
         encoder=encoder,
         serving=Serving(
-            inputs=[TensorSpec(name="encoded_text", datatype="FP32", shape=[-1, dim])],
+            inputs=text_inputs(encoder.encoding),
             encoding=encoder.encoding.model_copy(update={"endpoint": endpoint}),
             **serving,
         ),
