@@ -145,6 +145,12 @@ class Training(_Strict):
     duration_s: float
     trained_at: str
     machine: str
+    temperature: float | None = Field(
+        None,
+        description="temperature scaling: T fitted on the validation run's held-out outputs and "
+        "folded into the output layer (its kernel and bias over T: sigmoid(z / T), softmax(z / "
+        "T)); None: not calibrated",
+    )
 
 
 class Export(_Strict):

@@ -111,7 +111,9 @@ def build_model(x_train: np.ndarray, y_train: np.ndarray, recipe: Recipe) -> ker
 
 def train(recipe: Recipe, data: TabularDataset, seed: int, log: TrainingLog) -> Candidate:
     fitted = fit(
-        lambda: build_model(data.x_train, data.y_train, recipe),
+        # Standardised by all training rows' statistics, not the fitted rows' alone: as the
+        # published versions were made.
+        lambda _x, _y: build_model(data.x_train, data.y_train, recipe),
         data.x_train,
         data.y_train,
         recipe.training,

@@ -24,7 +24,8 @@ from trainer import data, imported, publish
 from trainer.data import DataError
 
 DATASETS = ("imdb", "reuters", "boston")
-RECIPES = ("book", "best")
+RECIPES = ("book", "best", "sparse")
+TEXT_RECIPES = ("sparse",)  # recipes of the text models only
 EXIT_MISMATCH, EXIT_USAGE, EXIT_DATA, EXIT_EXPORT, EXIT_REPOSITORY, EXIT_GATE = 1, 2, 3, 4, 5, 6
 METRIC_TOLERANCE = 1e-4  # evaluate vs config: room for another onnxruntime build's rounding
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import":
         return _run(_import, args)
     own = None
+    if args.command == "train" and args.recipe in TEXT_RECIPES and "boston" in _names(args):
+        top.error(f"--recipe {args.recipe} is a text models' recipe: train imdb or reuters")
     if args.train_file or args.test_file:
         if args.dataset == "all":
             top.error("--train-file/--test-file train or evaluate one model, not all")

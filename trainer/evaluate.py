@@ -4,7 +4,8 @@ with it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from contract.config import ONNX_FILE, ModelConfig, read_config
 from contract.text import TextEncoder, TextEncoding, WordIds
 from trainer import data
 from trainer.ahead import ahead
+from trainer.calibration import SHORT_WORDS, calibration
 from trainer.publish import version_folder
-from trainer.sparse import dense_batches
+from trainer.sparse import dense_batches, sparse_feed
 
 EPSILON = 1e-7  # Keras's clipping of probabilities in its cross-entropy losses
 BATCH = 256  # rows per onnxruntime call for tabular data
@@ -51,9 +53,16 @@ def onnx_session(path: Path, threads: int = 0) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(session: ort.InferenceSession, batches: Iterable[np.ndarray]) -> np.ndarray:
-    (input_name,) = [i.name for i in session.get_inputs()]
-    return np.concatenate([session.run(None, {input_name: batch})[0] for batch in batches])
+def run_onnx(
+    session: ort.InferenceSession, batches: Iterable[np.ndarray | Mapping[str, np.ndarray]]
+) -> np.ndarray:
+    """The first output for each batch: an array for a graph of one input, else arrays by name."""
+    names = [i.name for i in session.get_inputs()]
+
+    def feed(batch):
+        return batch if isinstance(batch, Mapping) else dict(zip(names, [batch], strict=True))
+
+    return np.concatenate([session.run(None, feed(batch))[0] for batch in batches])
 
 
 def input_batches(
@@ -77,6 +86,11 @@ def input_batches(
         raise TypeError(f"{config.name} is a text model but its encoding is {encoding.kind}")
     encoder = TextEncoder.load(encoding, folder)
     ids = WordIds.from_sequences(dataset.x_test).capped(encoding.num_words, encoding.oov_id)
+    if encoding.form == "sparse":  # each batch padded to its longest row
+        names = [spec.name for spec in config.inputs]
+        for start in range(0, len(ids), rows):
+            yield sparse_feed(encoder.sparse_rows(ids.rows(start, start + rows)), names)
+        return
     # Buffers reused, each cleared where its last batch wrote: a fresh batch costs more in page
     # faults and zeroing than its encoding.
     ring = [np.zeros((min(rows, len(ids)), encoding.dim), np.float32) for _ in range(buffers)]
@@ -94,8 +108,33 @@ def input_batches(
 def score_version(
     folder: Path, config: ModelConfig, dataset: data.TextDataset | data.TabularDataset
 ) -> dict[str, float]:
-    """The version's test metrics."""
-    return score(config.task, dataset.y_test, predict_version(folder, config, dataset))
+    """The version's test metrics: those its config records (versions before calibration was
+    measured record no calibration figures)."""
+    outputs = predict_version(folder, config, dataset)
+    measured = config.metrics is not None and "ece" in config.metrics.test
+    return version_metrics(folder, config, dataset, outputs, calibrated=measured)
+
+
+def version_metrics(
+    folder: Path,
+    config: ModelConfig,
+    dataset: data.TextDataset | data.TabularDataset,
+    outputs: np.ndarray,
+    *,
+    calibrated: bool = True,
+) -> dict[str, float]:
+    """`score` of the version's outputs on the test rows and, for a text classifier, how well
+    calibrated they are: `calibration` on the test texts and (suffix `_short`) on each test text
+    cut to its first `SHORT_WORDS` words, which the graph in `folder` is run on."""
+    metrics = score(config.task, dataset.y_test, outputs)
+    if calibrated and isinstance(dataset, data.TextDataset) and config.task != "regression":
+        short = dataclasses.replace(
+            dataset,
+            x_test=[text[: 1 + SHORT_WORDS] for text in dataset.x_test],  # + start id
+        )
+        metrics |= calibration(outputs, dataset.y_test)
+        metrics |= calibration(predict_version(folder, config, short), dataset.y_test, "_short")
+    return metrics
 
 
 def predict_version(

@@ -34,7 +34,7 @@ from contract.config import (
 from trainer import data
 from trainer.evaluate import input_batches, onnx_session
 from trainer.publish import ExportError, version_folder
-from trainer.sparse import dense_batches
+from trainer.sparse import batches as model_batches
 
 OPSET = 17  # tf2onnx 1.17 fails at opset 19 and above
 # The largest |Keras - exported| allowed on any test output, relative to the output where it is
@@ -266,9 +266,11 @@ def export_info(parity: Parity) -> Export:
 
 def export_model(model, config_inputs, config_outputs, x_test, task: str, folder: Path):
     """The SavedModel and the ONNX graph of a trained Keras model in `folder`, checked for parity
-    on the test rows. Returns the parity figures and the ONNX outputs, for scoring."""
+    on the test rows (a sparse model's padded to each batch's longest row). Returns the parity
+    figures and the ONNX outputs, for scoring."""
+    names = [spec.name for spec in _listed(config_inputs)]
     return export_keras(
-        model, config_inputs, config_outputs, folder, lambda: dense_batches(x_test), task
+        model, config_inputs, config_outputs, folder, lambda: model_batches(x_test, names), task
     )
 
 
@@ -427,7 +429,11 @@ def reexport(
     try:
         export_onnx(serve, config.inputs, config.outputs, candidate)
         parity, _ = check_parity(
-            lambda x: serve(tf.constant(x)).numpy(),
+            lambda batch: (
+                serve(*[tf.constant(batch[s.name]) for s in config.inputs]).numpy()
+                if isinstance(batch, Mapping)
+                else serve(tf.constant(batch)).numpy()
+            ),
             folder / SAVED_MODEL_DIR,
             candidate,
             lambda: input_batches(config, folder, dataset, rows=256),

@@ -4,7 +4,7 @@ learning curves. Each dataset module says which plan it uses and builds its own 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract.sparse import SparseRows
+from trainer.calibration import fit_temperature, labels_of
 from trainer.data import hold_out_size
 from trainer.report import Phase, TrainingLog
 from trainer.sparse import Inputs, rows_except, rows_of
@@ -34,6 +35,9 @@ class HoldOut:
     patience: int | None = None  # early stopping on `monitor`; None: all `epochs` are kept
     monitor: str = "val_accuracy"  # the validation series that picks the best epoch
     ensemble: int = 1  # the final model averages this many fits, each from its own seed
+    # Temperature scaling (classification): T minimising the held-out rows' cross-entropy of the
+    # validation model's outputs, folded into the final model's output layer.
+    calibrate: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Fitted:
     histories: list[dict[str, list[float]]]  # the validation runs, for the learning curves
     validation: dict[str, float]  # validation metrics at the chosen epoch count
     epochs: int  # epochs the final model was trained for
+    temperature: float | None = None  # folded into the output layer (`HoldOut.calibrate`)
 
 
 def set_seed(seed: int) -> None:
@@ -76,23 +81,55 @@ def average(models: list[keras.Model]) -> keras.Model:
     """One graph whose output is the mean of independently trained models' outputs."""
     if len(models) == 1:
         return models[0]
-    inputs = keras.Input(models[0].input_shape[1:], name=models[0].inputs[0].name)
+    inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in models[0].inputs]
     # Re-wrapped under distinct names: Keras refuses two sub-models of one name in a graph.
     members = [
-        keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}") for i, m in enumerate(models)
+        keras.Model(_one_or_all(m.inputs), m.outputs[0], name=f"member_{i}")
+        for i, m in enumerate(models)
     ]
-    outputs = keras.layers.Average()([member(inputs) for member in members])
-    return keras.Model(inputs, outputs, name=f"ensemble_of_{len(models)}")
+    outputs = keras.layers.Average()([member(_one_or_all(inputs)) for member in members])
+    return keras.Model(_one_or_all(inputs), outputs, name=f"ensemble_of_{len(models)}")
 
 
-def dataset(x: Inputs, y: np.ndarray, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
-    if isinstance(x, SparseRows):
+def _one_or_all(tensors: list):
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def input_names(model: keras.Model) -> list[str]:
+    return [tensor.name for tensor in model.inputs]
+
+
+def dataset(
+    x: Inputs,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle_seed: int | None,
+    inputs: Sequence[str] = ("encoded_text",),
+) -> tf.data.Dataset:
+    """The rows as a model of these `inputs` takes them, in batches (shuffled with the seed):
+    dense rows (`SparseRows` made dense batch by batch), or for a sparse model (inputs `ids` and
+    maybe `weights`) each row's columns and values padded to the batch's longest row."""
+    sparse_model = isinstance(x, SparseRows) and inputs[0] == "ids"
+    if sparse_model:
+        entries = {"ids": x.columns, "weights": x.values}
+        ragged = [tf.RaggedTensor.from_row_lengths(entries[name], x.counts()) for name in inputs]
+        data = tf.data.Dataset.from_tensor_slices((_one_or_all(ragged), y))
+    elif isinstance(x, SparseRows):
         tensor = tf.SparseTensor(np.stack([x.rows, x.columns], axis=1), x.values, x.shape)
         data = tf.data.Dataset.from_tensor_slices((tensor, y))
     else:
         data = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if sparse_model:
+        pad = {"ids": x.shape[1], "weights": 0.0}  # the pad id is one past the last column
+
+        def padded(features, labels):
+            tensors = [features] if len(inputs) == 1 else features
+            dense = [t.to_tensor(pad[name]) for name, t in zip(inputs, tensors, strict=True)]
+            return _one_or_all(dense), labels
+
+        return data.ragged_batch(batch_size).map(padded).prefetch(tf.data.AUTOTUNE)
     data = data.batch(batch_size)
     if isinstance(x, SparseRows):
         data = data.map(lambda features, labels: (tf.sparse.to_dense(features), labels))
@@ -111,7 +148,7 @@ class EpochReport(keras.callbacks.Callback):
 
 
 def fit(
-    build: Callable[[], keras.Model],
+    build: Callable[[Inputs, np.ndarray], keras.Model],
     x: Inputs,
     y: np.ndarray,
     plan: HoldOut | KFold,
@@ -119,10 +156,11 @@ def fit(
     log: TrainingLog,
 ) -> Fitted:
     """Validates with the plan, then fits the model to publish on all training rows. `build`
-    returns a fresh compiled model."""
+    returns a fresh compiled model for the rows (x, y) it will be fitted on."""
     set_seed(seed)
+    temperature = None
     if isinstance(plan, HoldOut):
-        history, epochs = _hold_out(build, x, y, plan, seed, log)
+        history, epochs, temperature = _hold_out(build, x, y, plan, seed, log)
         histories, mean = [history], history
     else:
         histories = _k_fold(build, x, y, plan, seed, log)
@@ -133,8 +171,8 @@ def fit(
     validation = {
         name[4:]: values[epochs - 1] for name, values in mean.items() if name.startswith("val_")
     }
-    model = _final_fit(build, x, y, plan, epochs, seed, log)
-    return Fitted(model, histories, validation, epochs)
+    model = _final_fit(build, x, y, plan, epochs, seed, log, temperature)
+    return Fitted(model, histories, validation, epochs, temperature)
 
 
 def _mode(monitor: str) -> str:
@@ -148,6 +186,23 @@ def best_epoch(history: dict[str, list[float]], monitor: str, window: int = 1) -
         padded = np.pad(scores, window // 2, mode="edge")
         scores = np.convolve(padded, np.ones(window) / window, mode="valid")[: len(scores)]
     return int(np.argmax(scores) if _mode(monitor) == "max" else np.argmin(scores)) + 1
+
+
+def logits(model: keras.Model, data: tf.data.Dataset) -> np.ndarray:
+    """The model's outputs before its output layer's activation (sigmoid or softmax)."""
+    head = model.layers[-1]
+    activation, head.activation = head.activation, keras.activations.linear
+    try:
+        return np.concatenate([model(features, training=False) for features, _ in data])
+    finally:
+        head.activation = activation
+
+
+def divide_output_layer(model: keras.Model, temperature: float) -> None:
+    """Temperature scaling folded into the output layer: its kernel (or table) and bias over T
+    give activation(z / T), and the graph gets no node for it."""
+    for weight in model.layers[-1].trainable_weights:
+        weight.assign(weight / temperature)
 
 
 def _hold_out(build, x, y, plan: HoldOut, seed: int, log: TrainingLog):
@@ -164,21 +219,25 @@ def _hold_out(build, x, y, plan: HoldOut, seed: int, log: TrainingLog):
                 restore_best_weights=True,
             )
         )
-    history = (
-        build()
-        .fit(
-            dataset(rows_except(x, 0, n), np.delete(y, slice(0, n), axis=0), plan.batch_size, seed),
-            validation_data=dataset(rows_of(x, 0, n), y[:n], plan.batch_size, None),
-            epochs=plan.epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles, with the seed
-            verbose=0,
-        )
-        .history
-    )
+    x_fit, y_fit = rows_except(x, 0, n), np.delete(y, slice(0, n), axis=0)
+    model = build(x_fit, y_fit)
+    inputs = input_names(model)
+    held_out = dataset(rows_of(x, 0, n), y[:n], plan.batch_size, None, inputs)
+    history = model.fit(
+        dataset(x_fit, y_fit, plan.batch_size, seed, inputs),
+        validation_data=held_out,
+        epochs=plan.epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles, with the seed
+        verbose=0,
+    ).history
     phase.done()
     epochs = best_epoch(history, plan.monitor) if plan.patience is not None else plan.epochs
-    return history, epochs
+    temperature = None
+    if plan.calibrate:
+        temperature = fit_temperature(logits(model, held_out), labels_of(y[:n]))
+        log.note(f"temperature {temperature:.4f}, fitted on the {n} held-out rows")
+    return history, epochs, temperature
 
 
 def _k_fold(build, x, y, plan: KFold, seed: int, log: TrainingLog):
@@ -188,30 +247,37 @@ def _k_fold(build, x, y, plan: KFold, seed: int, log: TrainingLog):
     for fold in range(plan.folds):
         lo, hi = fold * fold_size, (fold + 1) * fold_size
         phase.note(f"fold {fold + 1}/{plan.folds}")
+        x_fit, y_fit = rows_except(x, lo, hi), np.delete(y, slice(lo, hi), axis=0)
+        model = build(x_fit, y_fit)
+        inputs = input_names(model)
         histories.append(
-            build()
-            .fit(
-                dataset(
-                    rows_except(x, lo, hi),
-                    np.delete(y, slice(lo, hi), axis=0),
-                    plan.batch_size,
-                    seed + fold,
+            model.fit(
+                dataset(x_fit, y_fit, plan.batch_size, seed + fold, inputs),
+                validation_data=dataset(
+                    rows_of(x, lo, hi), y[lo:hi], plan.batch_size, None, inputs
                 ),
-                validation_data=dataset(rows_of(x, lo, hi), y[lo:hi], plan.batch_size, None),
                 epochs=plan.epochs,
                 callbacks=[EpochReport(phase)],
                 shuffle=False,
                 verbose=0,
-            )
-            .history
+            ).history
         )
     phase.done()
     return histories
 
 
-def _final_fit(build, x, y, plan: HoldOut | KFold, epochs: int, seed: int, log: TrainingLog):
+def _final_fit(
+    build,
+    x,
+    y,
+    plan: HoldOut | KFold,
+    epochs: int,
+    seed: int,
+    log: TrainingLog,
+    temperature: float | None,
+):
     """The model to publish: fitted on all training rows, or the average of `plan.ensemble` such
-    models, each from its own seed."""
+    models, each from its own seed; calibrated with the temperature where there is one."""
     members = f", average of {plan.ensemble} models" if plan.ensemble > 1 else ""
     phase = log.phase(f"final fit on all {len(y)} rows{members}", plan.ensemble * epochs)
     models = []
@@ -219,14 +285,16 @@ def _final_fit(build, x, y, plan: HoldOut | KFold, epochs: int, seed: int, log: 
         if plan.ensemble > 1:
             phase.note(f"model {member + 1}/{plan.ensemble}")
         set_seed(seed + member)
-        model = build()
+        model = build(x, y)
         model.fit(
-            dataset(x, y, plan.batch_size, seed + member),
+            dataset(x, y, plan.batch_size, seed + member, input_names(model)),
             epochs=epochs,
             callbacks=[EpochReport(phase)],
             shuffle=False,
             verbose=0,
         )
+        if temperature is not None:
+            divide_output_layer(model, temperature)
         models.append(model)
     phase.done()
     return average(models)

@@ -12,7 +12,7 @@ import numpy as np
 
 from contract.config import CURVES_FILE, Gate, ModelConfig, Scores, Training, read_config
 from trainer import data, export, publish
-from trainer.evaluate import predict_version, score
+from trainer.evaluate import predict_version, score, version_metrics
 from trainer.fit import plot_curves
 from trainer.provenance import library_versions, machine
 from trainer.publish import Candidate
@@ -64,7 +64,6 @@ def release(
             folder / CURVES_FILE,
         )
         (folder / LOG_FILE).write_text(log.text(), "utf-8")
-        test = score(serving.task, dataset.y_test, outputs)
         config = ModelConfig(
             name=name,
             version=version,
@@ -75,9 +74,6 @@ def release(
             labels=serving.labels,
             target=serving.target,
             encoding=serving.encoding,
-            metrics=Scores(
-                test=test, validation={k: float(v) for k, v in fitted.validation.items()}
-            ),
             training=Training(
                 recipe=recipe_name,
                 hyperparameters=asdict(recipe),
@@ -88,9 +84,13 @@ def release(
                 duration_s=round(time.monotonic() - started, 1),
                 trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 machine=machine(),
+                temperature=fitted.temperature,
             ),
             export=export.export_info(parity),
         )
+        test = version_metrics(folder, config, dataset, outputs)
+        validation = {k: float(v) for k, v in fitted.validation.items()}
+        config = config.model_copy(update={"metrics": Scores(test=test, validation=validation)})
         previous_version = publish.newest_trained_version(models_dir, name)
         previous = previous_outputs = None
         other_data = False

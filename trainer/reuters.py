@@ -18,7 +18,7 @@ from contract.catalog import REUTERS_ENDPOINT, REUTERS_LABELS
 from contract.config import TensorSpec
 from trainer import text
 from trainer.data import TextDataset
-from trainer.fit import HoldOut, dense_stack
+from trainer.fit import HoldOut
 from trainer.publish import Candidate
 from trainer.report import TrainingLog
 from trainer.text import TextFeatures, TextRecipe
@@ -55,18 +55,36 @@ RECIPES = {
             ensemble=2,
         ),
     ),
+    "sparse": Recipe(
+        features=TextFeatures(
+            num_words=31_000,
+            vocabulary_size=50_000,
+            ngram_max=2,
+            min_df=1,
+            log_count_idf=True,
+            form="sparse",
+        ),
+        hidden=[128],
+        dropout=0.5,
+        label_smoothing=0.1,
+        training=HoldOut(
+            validation_size=1_000,
+            epochs=30,
+            batch_size=512,
+            patience=3,
+            monitor="val_loss",
+            calibrate=True,
+        ),
+    ),
 }
 
 
-def build_model(input_dim: int, recipe: Recipe) -> keras.Model:
-    inputs = keras.Input((input_dim,), name="encoded_text")
-    # Under a fixed seed, the order in which layers are made decides their initial weights: the
-    # output layer is made first, as it was for the published versions.
-    head = keras.layers.Dense(len(LABELS), "softmax")
-    outputs = head(dense_stack(inputs, recipe.hidden, recipe.dropout))
+def build_model(input_dim: int, recipe: Recipe, scale: np.ndarray | None = None) -> keras.Model:
+    """`scale`: the sparse form's per-column training scale, if the recipe has one."""
+    inputs, outputs = text.network(input_dim, recipe, len(LABELS), "softmax", scale)
     model = keras.Model(inputs, outputs, name="reuters_topic")
     model.compile(
-        optimizer=keras.optimizers.RMSprop(),
+        optimizer=recipe.make_optimizer(),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
         if recipe.label_smoothing
         else "sparse_categorical_crossentropy",

@@ -70,7 +70,8 @@ def test_a_text_model_trains_and_evaluates_on_your_jsonl(
     assert config.export.parity_rows == 12  # the last 20% of the 60 reviews
     capsys.readouterr()
     assert main(["evaluate", "imdb", "--models", str(models), *common]) == 0
-    assert capsys.readouterr().out.count(" ok") == 2
+    # accuracy, loss and the calibration figures (ece, mean top probability, and on short texts)
+    assert capsys.readouterr().out.count(" ok") == 6
 
 
 @pytest.mark.usefixtures("tiny_recipes")

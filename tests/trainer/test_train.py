@@ -48,7 +48,15 @@ def test_reuters_version_is_complete_and_self_describing(synthetic_data_dir, tmp
     assert config.encoding.features == "ngrams"
     assert config.encoding.ngram_max == 2
     assert config.encoding.endpoint == REUTERS_ENDPOINT  # /api/reuters as its clients know it
-    assert set(config.metrics.test) == set(config.metrics.validation) == {"accuracy", "loss"}
+    assert set(config.metrics.validation) == {"accuracy", "loss"}
+    assert set(config.metrics.test) == {
+        "accuracy",
+        "loss",
+        "ece",
+        "mean_top_probability",
+        "ece_short",
+        "mean_top_probability_short",
+    }
     assert config.training.recipe == "best"
     assert config.training.seed == 7
     assert config.training.hyperparameters["hidden"] == [16]
@@ -95,7 +103,7 @@ def test_evaluate_recomputes_the_configs_test_metrics(synthetic_data_dir, tmp_pa
         )
         == 0
     )
-    assert capsys.readouterr().out.count(" ok") == 2
+    assert capsys.readouterr().out.count(" ok") == 6
 
 
 def test_same_seed_and_data_give_the_same_model(synthetic_data_dir, tmp_path):
