@@ -91,7 +91,7 @@ def average(models: list[keras.Model]) -> keras.Model:
     return keras.Model(_one_or_all(inputs), outputs, name=f"ensemble_of_{len(models)}")
 
 
-def _one_or_all(tensors: list):
+def _one_or_all(tensors: Sequence):
     return tensors[0] if len(tensors) == 1 else tensors
 
 
@@ -112,7 +112,7 @@ def dataset(
     sparse_model = isinstance(x, SparseRows) and inputs[0] == "ids"
     if sparse_model:
         entries = {"ids": x.columns, "weights": x.values}
-        ragged = [tf.RaggedTensor.from_row_lengths(entries[name], x.counts()) for name in inputs]
+        ragged = tuple(tf.RaggedTensor.from_row_lengths(entries[n], x.counts()) for n in inputs)
         data = tf.data.Dataset.from_tensor_slices((_one_or_all(ragged), y))
     elif isinstance(x, SparseRows):
         tensor = tf.SparseTensor(np.stack([x.rows, x.columns], axis=1), x.values, x.shape)
@@ -127,7 +127,7 @@ def dataset(
         def padded(features, labels):
             tensors = [features] if len(inputs) == 1 else features
             dense = [t.to_tensor(pad[name]) for name, t in zip(inputs, tensors, strict=True)]
-            return _one_or_all(dense), labels
+            return _one_or_all(tuple(dense)), labels
 
         return data.ragged_batch(batch_size).map(padded).prefetch(tf.data.AUTOTUNE)
     data = data.batch(batch_size)

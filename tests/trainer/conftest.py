@@ -24,6 +24,29 @@ TINY = {
         features=TextFeatures(num_words=13, vocabulary_size=40, ngram_max=2),
         training=HoldOut(validation_size=20, epochs=4, batch_size=8, patience=1),
     ),
+    (imdb, "sparse"): dataclasses.replace(
+        imdb.RECIPES["sparse"],
+        features=TextFeatures(
+            num_words=13, vocabulary_size=60, ngram_max=3, min_df=1, form="sparse", naive_bayes=True
+        ),
+        training=HoldOut(validation_size=20, epochs=6, batch_size=8, patience=2, calibrate=True),
+    ),
+    (reuters, "sparse"): dataclasses.replace(
+        reuters.RECIPES["sparse"],
+        features=TextFeatures(
+            num_words=100, vocabulary_size=400, ngram_max=2, log_count_idf=True, form="sparse"
+        ),
+        hidden=[16],
+        training=HoldOut(
+            validation_size=60,
+            epochs=3,
+            batch_size=32,
+            patience=1,
+            monitor="val_loss",
+            ensemble=2,
+            calibrate=True,
+        ),
+    ),
     (reuters, "best"): dataclasses.replace(
         reuters.RECIPES["best"],
         features=TextFeatures(num_words=100, vocabulary_size=400, ngram_max=2),
