@@ -41,13 +41,9 @@ class EmbeddingBag(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.table = self.add_weight((dim + 1, units), initializer, name="table")
         self.bias = self.add_weight((units,), "zeros", name="bias")
-        self.scale = None
-        if scale is not None:
-            # The pad id's scale is 0: padding weighs nothing, masked or not.
-            scale = np.append(np.asarray(scale, np.float32), np.float32(0))
-            self.scale = self.add_weight(
-                (dim + 1,), keras.initializers.Constant(scale), name="scale", trainable=False
-            )
+        # A constant, not a weight: once folded it is gone from the model, and from what is
+        # exported. The pad id's scale is 0: padding weighs nothing, masked or not.
+        self.scale = None if scale is None else np.append(scale, 0).astype(np.float32)
         self.folded = False  # read when the model is traced for export
 
     def call(self, ids, weights=None):
@@ -70,10 +66,10 @@ class EmbeddingBag(keras.layers.Layer):
         zero; no scale nor mask from here on."""
         table = ops.convert_to_numpy(self.table)
         if self.scale is not None:
-            table = table * ops.convert_to_numpy(self.scale)[:, None]
+            table = table * self.scale[:, None]
         table[self.dim] = 0
         self.table.assign(table)
-        self.folded = True
+        self.scale, self.folded = None, True
 
 
 def bags(model: keras.Model) -> list[EmbeddingBag]:

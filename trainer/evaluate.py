@@ -108,32 +108,32 @@ def input_batches(
 def score_version(
     folder: Path, config: ModelConfig, dataset: data.TextDataset | data.TabularDataset
 ) -> dict[str, float]:
-    """The version's test metrics: those its config records (versions before calibration was
-    measured record no calibration figures)."""
-    outputs = predict_version(folder, config, dataset)
+    """The version's test metrics: those its config records (versions made before calibration
+    was measured record no calibration figures). The short texts run in the same pass as the
+    others: the vocabulary is read once."""
     measured = config.metrics is not None and "ece" in config.metrics.test
-    return version_metrics(folder, config, dataset, outputs, calibrated=measured)
+    if not (measured and isinstance(dataset, data.TextDataset)):
+        return score(config.task, dataset.y_test, predict_version(folder, config, dataset))
+    texts = len(dataset.x_test)
+    both = dataclasses.replace(dataset, x_test=dataset.x_test + short_texts(dataset).x_test)
+    outputs = predict_version(folder, config, both)
+    return version_metrics(config.task, dataset.y_test, outputs[:texts], outputs[texts:])
+
+
+def short_texts(dataset: data.TextDataset) -> data.TextDataset:
+    """Each test text cut to its first `SHORT_WORDS` words (after its start id)."""
+    return dataclasses.replace(dataset, x_test=[t[: 1 + SHORT_WORDS] for t in dataset.x_test])
 
 
 def version_metrics(
-    folder: Path,
-    config: ModelConfig,
-    dataset: data.TextDataset | data.TabularDataset,
-    outputs: np.ndarray,
-    *,
-    calibrated: bool = True,
+    task: str, y_true: np.ndarray, outputs: np.ndarray, short_outputs: np.ndarray | None = None
 ) -> dict[str, float]:
-    """`score` of the version's outputs on the test rows and, for a text classifier, how well
-    calibrated they are: `calibration` on the test texts and (suffix `_short`) on each test text
-    cut to its first `SHORT_WORDS` words, which the graph in `folder` is run on."""
-    metrics = score(config.task, dataset.y_test, outputs)
-    if calibrated and isinstance(dataset, data.TextDataset) and config.task != "regression":
-        short = dataclasses.replace(
-            dataset,
-            x_test=[text[: 1 + SHORT_WORDS] for text in dataset.x_test],  # + start id
-        )
-        metrics |= calibration(outputs, dataset.y_test)
-        metrics |= calibration(predict_version(folder, config, short), dataset.y_test, "_short")
+    """`score` of the outputs on the test rows and, given a text classifier's outputs on the
+    short texts (`short_texts`), its calibration on both (`_short`: the short texts')."""
+    metrics = score(task, y_true, outputs)
+    if short_outputs is not None:
+        metrics |= calibration(outputs, y_true)
+        metrics |= calibration(short_outputs, y_true, "_short")
     return metrics
 
 

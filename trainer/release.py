@@ -12,7 +12,7 @@ import numpy as np
 
 from contract.config import CURVES_FILE, Gate, ModelConfig, Scores, Training, read_config
 from trainer import data, export, publish
-from trainer.evaluate import predict_version, score, version_metrics
+from trainer.evaluate import predict_version, score, short_texts, version_metrics
 from trainer.fit import plot_curves
 from trainer.provenance import library_versions, machine
 from trainer.publish import Candidate
@@ -88,7 +88,10 @@ def release(
             ),
             export=export.export_info(parity),
         )
-        test = version_metrics(folder, config, dataset, outputs)
+        short = None
+        if isinstance(dataset, data.TextDataset) and serving.task != "regression":
+            short = predict_version(folder, config, short_texts(dataset))
+        test = version_metrics(serving.task, dataset.y_test, outputs, short)
         validation = {k: float(v) for k, v in fitted.validation.items()}
         config = config.model_copy(update={"metrics": Scores(test=test, validation=validation)})
         previous_version = publish.newest_trained_version(models_dir, name)

@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 
 import numpy as np
@@ -13,6 +14,7 @@ from contract.text import (
     TextEncoder,
     TextEncoding,
     WordIds,
+    ngram_codes,
 )
 from trainer.vocabulary import fit_ngram_vocabulary, smooth_idf
 
@@ -96,6 +98,23 @@ def test_vocabulary_round_trips_through_the_model_folder(tmp_path):
     texts = ["the movie was great", "great great", ""]
     assert np.array_equal(loaded.encode(texts), original.encode(texts))
     assert loaded.words == original.words
+    assert loaded.ngrams == ngrams
+    # one code per n-gram; files written before the codes list the n-grams, and still load
+    saved = json.loads((tmp_path / "vocabulary.json").read_text())
+    assert saved["ngram_codes"] == ngram_codes(ngrams, 10).tolist()
+    del saved["ngram_codes"]
+    (tmp_path / "vocabulary.json").write_text(json.dumps({**saved, "ngrams": ngrams}))
+    older = TextEncoder.load(original.encoding, tmp_path)
+    assert np.array_equal(older.encode(texts), original.encode(texts))
+
+
+def test_ngram_codes_beyond_the_longest_ngram_are_refused():
+    encoding = encoder(features="ngrams", ngram_max=2, dim=1, ngrams=[(4, 5)]).encoding
+    too_long = ngram_codes([(4, 5, 6)], 10)
+    with pytest.raises(ValueError, match=r"1\.\.2 word ids"):
+        TextEncoder(encoding, [], codes=too_long)
+    with pytest.raises(ValueError, match="duplicates"):
+        TextEncoder(encoding.model_copy(update={"dim": 2}), [], codes=np.array([14, 14]))
 
 
 def test_coordinates_are_the_sparse_form_of_vectorize():

@@ -49,8 +49,8 @@ def dense_twin(model: keras.Model, recipe, module=reuters) -> keras.Model:
     (bag,) = bags(model)
     first, *rest = [layer for layer in dense.layers if layer.weights]
     table = keras.ops.convert_to_numpy(bag.table)
-    if bag.scale is not None and not bag.folded:
-        table = table * keras.ops.convert_to_numpy(bag.scale)[:, None]
+    if bag.scale is not None:
+        table = table * bag.scale[:, None]
     first.set_weights([table[:DIM], keras.ops.convert_to_numpy(bag.bias)])
     for target, source in zip(
         rest, [layer for layer in model.layers if layer.weights and layer is not bag], strict=True
