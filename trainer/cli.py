@@ -290,7 +290,9 @@ def _train(args, data_dir, own) -> int:
                 version=shown_version,
                 metric=module.METRIC,
                 value=gate.candidate,
-                target=f"{better} {module.TARGET}" if own is None else "—",
+                target=f"{better} {target}"
+                if (target := module.TARGETS.get(args.recipe)) and own is None
+                else "—",
                 previous="—"
                 if gate.previous_version is None
                 else f"v{gate.previous_version} {gate.previous:.4f}",

@@ -26,7 +26,8 @@ from trainer.report import TrainingLog
 from trainer.text import TextFeatures, TextRecipe
 
 LABELS = IMDB_LABELS
-METRIC, TARGET = "accuracy", 0.900  # what the best recipe must reach on the book's test set
+METRIC = "accuracy"
+TARGETS = {"best": 0.900, "sparse": 0.915}  # what each recipe must reach on the book's test set
 
 RECIPES = {
     "book": TextRecipe(

@@ -24,7 +24,8 @@ from trainer.report import TrainingLog
 from trainer.text import TextFeatures, TextRecipe
 
 LABELS = REUTERS_LABELS
-METRIC, TARGET = "accuracy", 0.815  # what the best recipe must reach on the book's test set
+METRIC = "accuracy"
+TARGETS = {"best": 0.815, "sparse": 0.825}  # what each recipe must reach on the book's test set
 
 
 @dataclass(frozen=True)
