@@ -91,3 +91,46 @@ def naive_bayes_ratio(x: SparseRows, y: np.ndarray, alpha: float = 1.0) -> np.nd
     p = alpha + np.bincount(x.columns[positive], minlength=x.shape[1])
     q = alpha + np.bincount(x.columns[~positive], minlength=x.shape[1])
     return (np.log(p / p.sum()) - np.log(q / q.sum())).astype(np.float32)
+
+
+def merged(ensemble: keras.Model) -> keras.Model:
+    """A sparse ensemble (`trainer.fit.average` of folded members, each an embedding bag, then
+    dropout and an output Dense, or a linear bag) as one network with the same answers: the
+    members' tables side by side, gathered once; their output layers as one block-diagonal
+    Dense; each member's activation on its block of outputs, then their mean. Three gathers cost
+    four times one (the graph's other nodes thrice too); anything else is returned as it is."""
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    shapes = [[type(layer) for layer in m.layers if layer.weights] for m in members]
+    if len(members) < 2 or not all(
+        s in ([EmbeddingBag], [EmbeddingBag, keras.layers.Dense]) for s in shapes
+    ):
+        return ensemble
+    first = bags(members[0])[0]
+    linear = shapes[0] == [EmbeddingBag]
+    heads = [m.layers[-1] for m in members]
+    classes = heads[0].units
+    inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in ensemble.inputs]
+    width = sum(bags(m)[0].units for m in members)
+    bag = EmbeddingBag(first.dim, width, None if linear else first.activation)
+    outputs = bag(*inputs)
+    bag.folded = True
+    bag.table.assign(np.concatenate([ops.convert_to_numpy(bags(m)[0].table) for m in members], 1))
+    bag.bias.assign(np.concatenate([ops.convert_to_numpy(bags(m)[0].bias) for m in members]))
+    if not linear:
+        head = keras.layers.Dense(classes * len(members))
+        outputs = head(outputs)
+        kernels, biases = zip(*(h.get_weights() for h in heads), strict=True)
+        head.set_weights([_block_diagonal(kernels), np.concatenate(biases)])
+    outputs = keras.layers.Reshape((len(members), classes))(outputs)
+    outputs = keras.layers.Activation(heads[0].activation)(outputs)  # per member: its last axis
+    outputs = ops.mean(outputs, axis=1)
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=ensemble.name)
+
+
+def _block_diagonal(blocks) -> np.ndarray:
+    rows, columns = sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)
+    out, r, c = np.zeros((rows, columns), np.float32), 0, 0
+    for block in blocks:
+        out[r : r + block.shape[0], c : c + block.shape[1]] = block
+        r, c = r + block.shape[0], c + block.shape[1]
+    return out

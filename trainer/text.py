@@ -15,7 +15,7 @@ from contract.config import text_inputs
 from contract.endpoint import TextEndpoint
 from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
-from trainer.bag import EmbeddingBag, bags, naive_bayes_ratio
+from trainer.bag import EmbeddingBag, bags, merged, naive_bayes_ratio
 from trainer.data import TextDataset, cap_words
 from trainer.fit import HoldOut, dense_stack, fit
 from trainer.publish import Candidate, Serving
@@ -126,7 +126,7 @@ def train(
     **serving,
 ) -> Candidate:
     """What both text models do: the recipe's encoder fitted on the training texts, the model
-    fitted on their rows (and folded into its served form), and the candidate, served with that
+    fitted on their rows (folded into its served form: `trainer.bag`), and the candidate, served with that
     encoding and its typed `endpoint` (`serving`: the rest of its `Serving`)."""
     if recipe.features.naive_bayes and serving["task"] != "binary_classification":
         raise ValueError("naive_bayes ratios are of a binary task's two classes")
@@ -140,6 +140,7 @@ def train(
     fitted = fit(build, encode(encoder, data.x_train), targets, recipe.training, seed, log)
     for bag in bags(fitted.model):
         bag.fold()
+    fitted.model = merged(fitted.model)  # an ensemble's members: one gather
     return Candidate(
         fitted=fitted,
         x_test=encode(encoder, data.x_test),
