@@ -32,7 +32,7 @@ from contract.config import (
     read_config,
 )
 from trainer import data
-from trainer.evaluate import input_batches, onnx_session
+from trainer.evaluate import TEXT_BATCH, input_batches, onnx_session
 from trainer.publish import ExportError, version_folder
 from trainer.sparse import batches as model_batches
 
@@ -269,8 +269,16 @@ def export_model(model, config_inputs, config_outputs, x_test, task: str, folder
     on the test rows (a sparse model's padded to each batch's longest row). Returns the parity
     figures and the ONNX outputs, for scoring."""
     names = [spec.name for spec in _listed(config_inputs)]
+    # A sparse model's sums round by its batch's padded width: its rows go in the batches that
+    # `trainer evaluate` and the gate use, which then see the very same outputs.
+    rows = TEXT_BATCH if names[0] == "ids" else 1024
     return export_keras(
-        model, config_inputs, config_outputs, folder, lambda: model_batches(x_test, names), task
+        model,
+        config_inputs,
+        config_outputs,
+        folder,
+        lambda: model_batches(x_test, names, rows),
+        task,
     )
 
 
