@@ -34,7 +34,7 @@ class EmbeddingBag(keras.layers.Layer):
         units: int,
         activation=None,
         scale: np.ndarray | None = None,
-        initializer="glorot_uniform",  # as Dense's kernel of (dim, units): the same fan in and out
+        initializer="uniform",  # as keras.layers.Embedding initialises its table
     ):
         super().__init__()
         self.dim, self.units = dim, units

@@ -59,8 +59,7 @@ RECIPES = {
     "sparse": Recipe(
         features=TextFeatures(
             num_words=31_000,
-            vocabulary_size=50_000,
-            ngram_max=2,
+            vocabulary_size=10_000,
             min_df=1,
             log_count_idf=True,
             form="sparse",
