@@ -14,7 +14,7 @@ import onnxruntime as ort
 from contract.config import ONNX_FILE, ModelConfig, read_config
 from contract.text import TextEncoder, TextEncoding, WordIds
 from trainer import data
-from trainer.ahead import ahead
+from trainer.ahead import ahead, mapped_ahead
 from trainer.calibration import SHORT_WORDS, calibration
 from trainer.publish import version_folder
 from trainer.sparse import dense_batches, sparse_feed
@@ -86,10 +86,13 @@ def input_batches(
         raise TypeError(f"{config.name} is a text model but its encoding is {encoding.kind}")
     encoder = TextEncoder.load(encoding, folder)
     ids = WordIds.from_sequences(dataset.x_test).capped(encoding.num_words, encoding.oov_id)
-    if encoding.form == "sparse":  # each batch padded to its longest row
+    if encoding.form == "sparse":  # each batch padded to its longest row, encoded on 2 cores
         names = [spec.name for spec in config.inputs]
-        for start in range(0, len(ids), rows):
-            yield sparse_feed(encoder.sparse_rows(ids.rows(start, start + rows)), names)
+
+        def feed(start: int) -> dict[str, np.ndarray]:
+            return sparse_feed(encoder.sparse_rows(ids.rows(start, start + rows)), names)
+
+        yield from mapped_ahead(feed, range(0, len(ids), rows))
         return
     # Buffers reused, each cleared where its last batch wrote: a fresh batch costs more in page
     # faults and zeroing than its encoding.
