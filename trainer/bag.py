@@ -35,9 +35,10 @@ class EmbeddingBag(keras.layers.Layer):
         activation=None,
         scale: np.ndarray | None = None,
         initializer="uniform",  # as keras.layers.Embedding initialises its table
+        normalize: bool = False,  # each row's weights to unit L2 norm first (training and served)
     ):
         super().__init__()
-        self.dim, self.units = dim, units
+        self.dim, self.units, self.normalize = dim, units, normalize
         self.activation = keras.activations.get(activation)
         self.table = self.add_weight((dim + 1, units), initializer, name="table")
         self.bias = self.add_weight((units,), "zeros", name="bias")
@@ -47,6 +48,8 @@ class EmbeddingBag(keras.layers.Layer):
         self.folded = False  # read when the model is traced for export
 
     def call(self, ids, weights=None):
+        if self.normalize:
+            weights = weights / ops.sqrt(ops.sum(weights * weights, axis=1, keepdims=True) + 1e-12)
         # tf.gather, not keras.ops.take: take maps negative ids to the end, which adds 9 nodes to
         # the ONNX graph (its Gather wraps negative ids by itself).
         gathered = tf.gather(self.table, ids)  # [n, k, units]
@@ -111,7 +114,9 @@ def merged(ensemble: keras.Model) -> keras.Model:
     classes = heads[0].units
     inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in ensemble.inputs]
     width = sum(bags(m)[0].units for m in members)
-    bag = EmbeddingBag(first.dim, width, None if linear else first.activation)
+    bag = EmbeddingBag(
+        first.dim, width, None if linear else first.activation, normalize=first.normalize
+    )
     outputs = bag(*inputs)
     bag.folded = True
     bag.table.assign(np.concatenate([ops.convert_to_numpy(bags(m)[0].table) for m in members], 1))

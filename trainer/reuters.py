@@ -63,10 +63,13 @@ RECIPES = {
             min_df=1,
             log_count_idf=True,
             form="sparse",
+            l2_normalize=True,
         ),
         hidden=[128],
         dropout=0.5,
         label_smoothing=0.1,
+        optimizer="adam",
+        learning_rate=3e-3,
         training=HoldOut(
             validation_size=1_000,
             epochs=30,

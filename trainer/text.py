@@ -38,10 +38,14 @@ class TextFeatures:
     # Sparse, binary tasks: trained on each column's naive-Bayes log-count ratio (learned from the
     # rows fitted on) × its value, folded into the served table: served as the plain encoding.
     naive_bayes: bool = False
+    # Sparse, weighted: each row's values scaled to unit L2 norm in the graph, before the bag.
+    l2_normalize: bool = False
 
     def __post_init__(self):
-        if self.naive_bayes and self.form != "sparse":
-            raise ValueError("naive_bayes scales the columns of the sparse form only")
+        if (self.naive_bayes or self.l2_normalize) and self.form != "sparse":
+            raise ValueError("naive_bayes and l2_normalize are of the sparse form only")
+        if self.l2_normalize and not self.log_count_idf:
+            raise ValueError("l2_normalize scales a row's weights: a binary row has none")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,11 @@ class TextRecipe:
     dropout: float
     training: HoldOut
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    learning_rate: float | None = None  # None: the optimizer's default (0.001)
 
     def make_optimizer(self) -> keras.optimizers.Optimizer:
-        return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[
-            self.optimizer
-        ]()
+        kind = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[self.optimizer]
+        return kind() if self.learning_rate is None else kind(self.learning_rate)
 
 
 def fit_encoder(
@@ -106,9 +110,11 @@ def network(
     ids = keras.Input((None,), dtype="int64", name="ids")
     weights = keras.Input((None,), name="weights") if recipe.features.log_count_idf else None
     inputs = ids if weights is None else [ids, weights]
+    normalize = recipe.features.l2_normalize
     if not recipe.hidden:  # a linear model, started at zero as logistic regression is
-        return inputs, EmbeddingBag(dim, units, activation, scale, "zeros")(ids, weights)
-    x = EmbeddingBag(dim, recipe.hidden[0], "relu", scale)(ids, weights)
+        bag = EmbeddingBag(dim, units, activation, scale, "zeros", normalize)
+        return inputs, bag(ids, weights)
+    x = EmbeddingBag(dim, recipe.hidden[0], "relu", scale, normalize=normalize)(ids, weights)
     x = keras.layers.Dropout(recipe.dropout)(x) if recipe.dropout else x
     return inputs, keras.layers.Dense(units, activation)(
         dense_stack(x, recipe.hidden[1:], recipe.dropout)

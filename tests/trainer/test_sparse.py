@@ -44,7 +44,9 @@ def sparse_model(recipe, scale=None, module=reuters) -> keras.Model:
 def dense_twin(model: keras.Model, recipe, module=reuters) -> keras.Model:
     """The dense form of the same network with the same weights: the bag's table without its
     pad row as the first Dense layer's kernel."""
-    features = dataclasses.replace(recipe.features, form="dense", naive_bayes=False)
+    features = dataclasses.replace(
+        recipe.features, form="dense", naive_bayes=False, l2_normalize=False
+    )
     dense = module.build_model(DIM, dataclasses.replace(recipe, features=features))
     (bag,) = bags(model)
     first, *rest = [layer for layer in dense.layers if layer.weights]
@@ -59,8 +61,19 @@ def dense_twin(model: keras.Model, recipe, module=reuters) -> keras.Model:
     return dense
 
 
+def dense_rows(rows: SparseRows, recipe) -> np.ndarray:
+    """The rows as the dense form takes them: normalised where the sparse model normalises."""
+    x = rows.dense()
+    if recipe.features.l2_normalize:
+        x = x / np.sqrt((x * x).sum(axis=1, keepdims=True) + 1e-12)
+    return x
+
+
 REUTERS = reuters.RECIPES["sparse"]  # weighted (log_count_idf): ids and weights, Dense 128
 IMDB = imdb.RECIPES["sparse"]  # binary: ids only, linear, naive-Bayes scale
+PLAIN = dataclasses.replace(  # weighted, the rows as they come
+    REUTERS, features=dataclasses.replace(REUTERS.features, l2_normalize=False)
+)
 
 
 def answer(model, rows: SparseRows, width: int | None = None) -> np.ndarray:
@@ -71,24 +84,25 @@ def answer(model, rows: SparseRows, width: int | None = None) -> np.ndarray:
 
 
 @pytest.mark.parametrize("folded", [False, True])
-def test_the_bag_is_dense_over_the_dense_row(folded):
-    model, rows = sparse_model(REUTERS), random_rows()
+@pytest.mark.parametrize("recipe", [PLAIN, REUTERS], ids=["plain", "l2-normalized"])
+def test_the_bag_is_dense_over_the_dense_row(recipe, folded):
+    model, rows = sparse_model(recipe), random_rows()
     if folded:
         bags(model)[0].fold()
-    dense = dense_twin(model, REUTERS)
-    expected = keras.ops.convert_to_numpy(dense(rows.dense(), training=False))
+    dense = dense_twin(model, recipe)
+    expected = keras.ops.convert_to_numpy(dense(dense_rows(rows, recipe), training=False))
     assert np.allclose(answer(model, rows), expected, atol=1e-6)
     assert not np.allclose(answer(model, rows)[3], answer(model, rows)[0])  # not all alike
 
 
 @pytest.mark.parametrize(
     ("recipe", "scale"),
-    [(REUTERS, None), (IMDB, None), (IMDB, np.linspace(0.5, 2, DIM))],
-    ids=["weighted", "binary", "binary-scaled"],
+    [(PLAIN, None), (REUTERS, None), (IMDB, None), (IMDB, np.linspace(0.5, 2, DIM))],
+    ids=["weighted", "weighted-l2-normalized", "binary", "binary-scaled"],
 )
 @pytest.mark.parametrize("folded", [False, True])
 def test_padding_weighs_nothing(recipe, scale, folded):
-    module = reuters if recipe is REUTERS else imdb
+    module = imdb if recipe is IMDB else reuters
     model, rows = sparse_model(recipe, scale, module), random_rows()
     if folded:
         bags(model)[0].fold()
@@ -169,9 +183,11 @@ def test_the_exported_graph_gathers_and_agrees_with_the_dense_form(tmp_path):
     assert parity.max_abs_diff_onnx <= 1e-5
     assert parity.max_abs_diff_saved_model <= 1e-5
     dense = dense_twin(model, REUTERS)
-    assert np.allclose(outputs, dense(rows.dense(), training=False), atol=1e-6)
+    assert np.allclose(outputs, dense(dense_rows(rows, REUTERS), training=False), atol=1e-6)
     ops = [node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node]
-    assert ops[:5] == ["Gather", "Unsqueeze", "MatMul", "Squeeze", "Add"]
+    normalized = ["Mul", "ReduceSum", "Add", "Sqrt", "Div"]  # w / sqrt(Σ w² + ε)
+    bag = ["Gather", "Unsqueeze", "MatMul", "Squeeze", "Add", "Relu"]  # [n, 1, k] @ [n, k, 128]
+    assert sorted(ops) == sorted([*normalized, *bag, "MatMul", "Add", "Softmax"])
 
 
 def train(data_dir, models_dir, name):
