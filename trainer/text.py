@@ -15,7 +15,7 @@ from contract.config import text_inputs
 from contract.endpoint import TextEndpoint
 from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
-from trainer.bag import EmbeddingBag, bags, merged, naive_bayes_ratio
+from trainer.bag import EmbeddingBag, bags, naive_bayes_ratio
 from trainer.data import TextDataset, cap_words
 from trainer.fit import HoldOut, dense_stack, fit
 from trainer.publish import Candidate, Serving
@@ -146,7 +146,6 @@ def train(
     fitted = fit(build, encode(encoder, data.x_train), targets, recipe.training, seed, log)
     for bag in bags(fitted.model):
         bag.fold()
-    fitted.model = merged(fitted.model)  # an ensemble's members: one gather
     return Candidate(
         fitted=fitted,
         x_test=encode(encoder, data.x_test),
