@@ -26,6 +26,7 @@ def trainer(*args: str) -> subprocess.CompletedProcess:
         (["train", "imdb", "--seed", "-1"], "must be a non-negative integer"),
         (["train", "imdb", "--tolerance", "2"], "must be at least 0 and below 1"),
         (["train", "imdb", "--test-file", "t.jsonl"], "train needs --train-file"),
+        (["train", "all", "--recipe", "sparse"], "a text models' recipe: train imdb or reuters"),
         (["evaluate"], "the following arguments are required: dataset"),
     ],
 )
