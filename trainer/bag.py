@@ -6,8 +6,9 @@ binary, weights [n, k] (their values, 0 where padded). The layer gathers one tab
 sums them weighted: ids and weights are the dense row x, and sum_j w_j · table[id_j] + bias is
 x @ kernel + bias with kernel = table[:dim]. The table has one more row, `dim`, for the padding.
 
-While training, padding is masked out (binary: the weight of an id is 1 unless it is the pad id)
-and an optional per-column scale s multiplies the weights (the recipe's training values are
+A recipe may scale each row's weights to unit L2 norm first (`normalize`, in the served graph
+too). While training, padding is masked out (binary: the weight of an id is 1 unless it is the pad
+id) and an optional per-column scale s multiplies the weights (the recipe's training values are
 s[column] × the encoding's value: e.g. a naive-Bayes ratio learned from the training rows).
 `fold()` makes the layer what is served, with the same answers: table[column] × s[column], the pad
 row zero, no scale and no mask; a binary model then needs no weights: Gather → ReduceSum, a

@@ -1,26 +1,21 @@
 """What the three models' training shares: the validation plans (hold-out and K-fold, as chapter 4
-of the book teaches them), the final fit on all training rows, ensembles, the Dense stack, and the
-learning curves. Each dataset module says which plan it uses and builds its own model."""
+of the book teaches them), the final fit on all training rows, ensembles, calibration and the
+Dense stack. Each dataset module says which plan it uses and builds its own model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
-import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from contract.sparse import SparseRows
 from trainer.calibration import fit_temperature, labels_of
 from trainer.data import hold_out_size
+from trainer.feed import dataset, input_names, one_or_all
 from trainer.report import Phase, TrainingLog
 from trainer.sparse import Inputs, rows_except, rows_of
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 
 
 @dataclass(frozen=True)
@@ -84,56 +79,11 @@ def average(models: list[keras.Model]) -> keras.Model:
     inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in models[0].inputs]
     # Re-wrapped under distinct names: Keras refuses two sub-models of one name in a graph.
     members = [
-        keras.Model(_one_or_all(m.inputs), m.outputs[0], name=f"member_{i}")
+        keras.Model(one_or_all(m.inputs), m.outputs[0], name=f"member_{i}")
         for i, m in enumerate(models)
     ]
-    outputs = keras.layers.Average()([member(_one_or_all(inputs)) for member in members])
-    return keras.Model(_one_or_all(inputs), outputs, name=f"ensemble_of_{len(models)}")
-
-
-def _one_or_all(tensors: Sequence):
-    return tensors[0] if len(tensors) == 1 else tensors
-
-
-def input_names(model: keras.Model) -> list[str]:
-    return [tensor.name for tensor in model.inputs]
-
-
-def dataset(
-    x: Inputs,
-    y: np.ndarray,
-    batch_size: int,
-    shuffle_seed: int | None,
-    inputs: Sequence[str] = ("encoded_text",),
-) -> tf.data.Dataset:
-    """The rows as a model of these `inputs` takes them, in batches (shuffled with the seed):
-    dense rows (`SparseRows` made dense batch by batch), or for a sparse model (inputs `ids` and
-    maybe `weights`) each row's columns and values padded to the batch's longest row."""
-    sparse_model = isinstance(x, SparseRows) and inputs[0] == "ids"
-    if sparse_model:
-        entries = {"ids": x.columns, "weights": x.values}
-        ragged = tuple(tf.RaggedTensor.from_row_lengths(entries[n], x.counts()) for n in inputs)
-        data = tf.data.Dataset.from_tensor_slices((_one_or_all(ragged), y))
-    elif isinstance(x, SparseRows):
-        tensor = tf.SparseTensor(np.stack([x.rows, x.columns], axis=1), x.values, x.shape)
-        data = tf.data.Dataset.from_tensor_slices((tensor, y))
-    else:
-        data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if sparse_model:
-        pad = {"ids": x.shape[1], "weights": 0.0}  # the pad id is one past the last column
-
-        def padded(features, labels):
-            tensors = [features] if len(inputs) == 1 else features
-            dense = [t.to_tensor(pad[name]) for name, t in zip(inputs, tensors, strict=True)]
-            return _one_or_all(tuple(dense)), labels
-
-        return data.ragged_batch(batch_size).map(padded).prefetch(tf.data.AUTOTUNE)
-    data = data.batch(batch_size)
-    if isinstance(x, SparseRows):
-        data = data.map(lambda features, labels: (tf.sparse.to_dense(features), labels))
-    return data.prefetch(tf.data.AUTOTUNE)
+    outputs = keras.layers.Average()([member(one_or_all(inputs)) for member in members])
+    return keras.Model(one_or_all(inputs), outputs, name=f"ensemble_of_{len(models)}")
 
 
 class EpochReport(keras.callbacks.Callback):
@@ -298,24 +248,3 @@ def _final_fit(
         models.append(model)
     phase.done()
     return average(models)
-
-
-def plot_curves(fitted: Fitted, metric: str, title: str, path) -> None:
-    """Loss and metric per epoch, training vs validation (the mean over folds for K-fold), and the
-    epoch count the final model was trained for."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, name in zip(axes, ("loss", metric), strict=True):
-        for prefix, label, style in (("", "training", "-"), ("val_", "validation", "--")):
-            values = np.mean([h[prefix + name] for h in fitted.histories], axis=0)
-            axis.plot(np.arange(1, len(values) + 1), values, style, label=label)
-        axis.axvline(fitted.epochs, color="grey", linewidth=0.8, label=f"chosen: {fitted.epochs}")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(name)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    suffix = f" (mean of {len(fitted.histories)} folds)" if len(fitted.histories) > 1 else ""
-    figure.suptitle(title + suffix)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -12,8 +12,8 @@ import numpy as np
 
 from contract.config import CURVES_FILE, Gate, ModelConfig, Scores, Training, read_config
 from trainer import data, export, publish
+from trainer.curves import plot_curves
 from trainer.evaluate import predict_version, score, short_texts, version_metrics
-from trainer.fit import plot_curves
 from trainer.provenance import library_versions, machine
 from trainer.publish import Candidate
 from trainer.report import LOG_FILE, TrainingLog

@@ -65,7 +65,7 @@ RECIPES = {
             form="sparse",
             l2_normalize=True,
         ),
-        hidden=[128],
+        hidden=[256],
         dropout=0.5,
         label_smoothing=0.1,
         optimizer="adam",

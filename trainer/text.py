@@ -116,9 +116,8 @@ def network(
         return inputs, bag(ids, weights)
     x = EmbeddingBag(dim, recipe.hidden[0], "relu", scale, normalize=normalize)(ids, weights)
     x = keras.layers.Dropout(recipe.dropout)(x) if recipe.dropout else x
-    return inputs, keras.layers.Dense(units, activation)(
-        dense_stack(x, recipe.hidden[1:], recipe.dropout)
-    )
+    x = dense_stack(x, recipe.hidden[1:], recipe.dropout)
+    return inputs, keras.layers.Dense(units, activation)(x)
 
 
 def train(
@@ -132,8 +131,9 @@ def train(
     **serving,
 ) -> Candidate:
     """What both text models do: the recipe's encoder fitted on the training texts, the model
-    fitted on their rows (folded into its served form: `trainer.bag`), and the candidate, served with that
-    encoding and its typed `endpoint` (`serving`: the rest of its `Serving`)."""
+    fitted on their rows (a sparse one folded into its served form, `trainer.bag`), and the
+    candidate, served with that encoding and its typed `endpoint` (`serving`: the rest of its
+    `Serving`)."""
     if recipe.features.naive_bayes and serving["task"] != "binary_classification":
         raise ValueError("naive_bayes ratios are of a binary task's two classes")
     encoder = fit_encoder(recipe.features, data.word_index, data.x_train)
