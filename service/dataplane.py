@@ -57,7 +57,7 @@ from service.heap import settle_heap, trim
 from service.metrics import Metrics
 from service.registry import LoadedModel, Registry
 from service.settings import Settings, available_cpus
-from service.tensors import Tensors
+from service.tensors import Tensors, sparse_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -337,11 +337,23 @@ class DataPlane:
         return await model.batcher.submit(rows, call.deadline)
 
     async def infer_tensors(
-        self, call: Call, model: LoadedModel, inputs: dict[str, np.ndarray]
+        self,
+        call: Call,
+        model: LoadedModel,
+        inputs: dict[str, np.ndarray],
+        fields: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every output of a model of named tensors (`LoadedModel.takes_rows` false), for inputs
-        the transport checked against its config (`service.inference`). Requests to a model
-        that batches are merged along the first dimension, which all its inputs share."""
+        the transport checked against its config (`service.inference`); `fields`: where the
+        request holds each input, for errors. Requests to a model that batches are merged along
+        the first dimension, which all its inputs share; a sparse text model's rows are merged
+        as entries, whatever each request's padding."""
+        if model.sparse:
+            fields = fields or {name: f"inputs.{name}" for name in inputs}
+            self.check_rows(len(inputs["ids"]), fields["ids"])
+            rows = sparse_rows(inputs, model.row_size, fields)
+            output = await model.batcher.submit(rows, call.deadline)
+            return {model.output_names[0]: output}
         batched = model.batchable
         if batched:
             sizes = {array.shape[0] for array in inputs.values()}

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
 from contract.config import DATATYPE_OF_ONNX, NUMPY_OF_DATATYPE, ModelConfig, RepositoryError
+from contract.sparse import SparseRows
 from service.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class OnnxRuntime:
                 )
         self.config = config
         self.input, self.output = config.inputs[0], config.outputs[0]
+        self.input_names = [spec.name for spec in config.inputs]
         self.dtype = NUMPY_OF_DATATYPE[self.input.datatype]
         return self
 
@@ -119,6 +121,12 @@ class OnnxRuntime:
         """Runs one batch of a one-input model, its first output (onnxruntime releases the GIL
         while it runs, so a thread may call it)."""
         return self.session.run([self.output.name], {self.input.name: batch})[0]
+
+    def run_sparse(self, batch: SparseRows) -> np.ndarray:
+        """Runs one batch of a sparse text model (`TextEncoding.form`): its rows' entries as ids
+        padded to the longest row (and their weights, where the graph takes them); its output."""
+        feeds = dict(zip(self.input_names, batch.padded(), strict=False))
+        return self.session.run([self.output.name], feeds)[0]
 
     def run_tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of the graph for `feeds`, by name. What a graph refuses at run time

@@ -179,9 +179,9 @@ async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binar
     those asked for) answered."""
     specs = loaded.input_specs
     binary_data = BinaryData(binary)
-    arrays = {}
+    arrays, fields = {}, {}
     for i, tensor in enumerate(body.inputs):
-        field = f"inputs[{i}]"
+        field = fields[tensor.name] = f"inputs[{i}]"
         inference.check_shape(specs[tensor.name], tensor.shape, f"{field}.shape")
         size = _binary_size(tensor, field)
         arrays[tensor.name] = (
@@ -190,7 +190,7 @@ async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binar
             else binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, field)
         )
     binary_data.check_all_taken()
-    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays)
+    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays, fields)
     return _answer(request, loaded, body, results)
 
 
