@@ -374,7 +374,7 @@ class DataPlane:
         self._check_items(texts, field, "characters")
 
         def encode(batch_texts: list[str]) -> SparseRows:
-            return self._sparse(model, encoder.word_ids_batch(batch_texts))
+            return encoder.sparse_rows(encoder.word_ids_batch(batch_texts))
 
         offload = sum(map(len, texts)) * ENCODING_COST > self.settings.offload_above_bytes
         return await model.batcher.submit(TextRows(texts, encode, offload), call.deadline)
@@ -384,15 +384,15 @@ class DataPlane:
     ) -> np.ndarray:
         """Output rows for texts already encoded as word ids; ids beyond the model's vocabulary
         count as out of vocabulary."""
-        encoding = self._encoder(model).encoding
+        encoder = self._encoder(model)
         self._check_items(sequences, field, "word ids")
-        oov, limit = encoding.oov_id, encoding.num_words
+        oov, limit = encoder.encoding.oov_id, encoder.encoding.num_words
         with tracing.span(self.tracer, "encode"):
             try:
                 ids = WordIds.from_sequences(sequences)
             except OverflowError:  # ids beyond int64: out of vocabulary all the same
                 ids = WordIds.from_sequences([[min(i, limit) for i in s] for s in sequences])
-            rows = self._sparse(model, ids.capped(limit, oov))
+            rows = encoder.sparse_rows(ids.capped(limit, oov))
         return await model.batcher.submit(rows, call.deadline)
 
     def _check_items(self, items: Sequence[Sequence], field: str, unit: str) -> None:
@@ -410,11 +410,6 @@ class DataPlane:
         if model.encoder is None:
             raise BadInputError(f"model '{model.name}' does not take text", "model")
         return model.encoder
-
-    @staticmethod
-    def _sparse(model: LoadedModel, sequences: WordIds) -> SparseRows:
-        rows, columns, values = model.encoder.coordinates(sequences)
-        return SparseRows(rows, columns, values, (len(sequences), model.row_size))
 
 
 def deadline_error(call: Call) -> ServiceError:
