@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 
 import numpy as np
@@ -96,6 +97,19 @@ def test_vocabulary_round_trips_through_the_model_folder(tmp_path):
     texts = ["the movie was great", "great great", ""]
     assert np.array_equal(loaded.encode(texts), original.encode(texts))
     assert loaded.words == original.words
+    assert loaded.ngrams == ngrams
+    saved = json.loads((tmp_path / "vocabulary.json").read_text())
+    assert saved["ngram_ids"] == [4, 5, 1, 5, 6, 7]  # flat, fast to read
+    assert saved["ngram_lengths"] == [2, 1, 3]
+
+
+def test_a_vocabulary_of_one_list_per_ngram_is_still_read(tmp_path):
+    """Versions saved before the flat form keep loading."""
+    ngrams = [(4, 5), (1,), (5, 6, 7)]
+    original = encoder(features="ngrams", ngram_max=3, dim=3, ngrams=ngrams)
+    vocabulary = {"words": original.words, "ngrams": [list(g) for g in ngrams]}
+    (tmp_path / "vocabulary.json").write_text(json.dumps(vocabulary))
+    assert TextEncoder.load(original.encoding, tmp_path).ngrams == ngrams
 
 
 def test_coordinates_are_the_sparse_form_of_vectorize():
