@@ -33,6 +33,10 @@ SAMPLES = json.loads(
     )
 )
 TYPED_PATHS = {"imdb": "/api/imdb", "reuters": "/api/reuters", "boston": "/api/boston"}
+# The numbers in a row of each input of the largest tensor bodies (the memory and dataplane
+# benchmarks) of a sparse version, whose rows take any number of ids: as many as IMDB v2's dense
+# row has columns, so that its bodies are as large as that version's.
+SPARSE_ROW_WIDTH = 50_000
 # A sample's input row: a row of numbers (Boston's features; a dense text version's row), or a
 # sparse text version's entries of one row.
 Row = list[float] | np.ndarray | SparseRows
@@ -100,6 +104,13 @@ def tensors(name: str, batch: Sequence[Row]) -> dict[str, np.ndarray]:
 def datatypes(name: str) -> dict[str, str]:
     """The newest version's inputs' V2 datatypes, by name."""
     return {spec["name"]: spec["datatype"] for spec in model_config(name)["inputs"]}
+
+
+def row_width(name: str) -> int:
+    """The numbers in a row of each input of the newest version's largest tensor bodies: a dense
+    row's columns, or `SPARSE_ROW_WIDTH` ids (and weights)."""
+    width = model_config(name)["inputs"][0]["shape"][-1]
+    return SPARSE_ROW_WIDTH if width == -1 else width
 
 
 def numbers(array: np.ndarray) -> list:
