@@ -267,8 +267,8 @@ def soak_lines(result: SoakResult | None) -> list[str]:
 
 
 SERIES_PROSE = [
-    "- **service, batching off / on**: `python -m service` on the committed models with its "
-    "default settings, started twice: batching off "
+    "- **service, batching off / on**: `python -m service` on the committed models (or "
+    "$LOADTEST_MODELS) with its default settings, started twice: batching off "
     "(`SERVICE_DEFAULT_BATCHING='{\"enabled\": false}'`) and on (the default: up to 64 rows, "
     "merging what queued while the last batch ran). With batching on also: V2 binary tensors "
     "(the binary tensor data extension, binary outputs, `loadtest/wrk_binary.lua`) and Boston "
