@@ -9,7 +9,8 @@ matches the model whose version the paths name. A text version of the dense form
 sample as a row of `dim` numbers; one of the sparse form (`TextEncoding.form`) as the sample's
 entries (`SparseRows`), sent as `ids` (and `weights`) padded to the longest row of each body
 (`tensors`). Imports no TensorFlow, no locust and nothing from `trainer` or `service`: only
-`contract`, NumPy and the standard library.
+`contract`, `loadtest.harness.servers` (where the repository is named: `MODELS`), NumPy and the
+standard library.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def text_rows(name: str, texts: Sequence[str]) -> Sequence[Row]:
 
 
 def _as_rows(name: str, entries: SparseRows) -> Sequence[Row]:
+    """Encoded texts in the newest version's form: each row's entries, or the dense rows."""
     if is_sparse(name):
         return [entries[i : i + 1] for i in range(len(entries))]
     return entries.dense()
@@ -97,6 +99,7 @@ def tensors(name: str, batch: Sequence[Row]) -> dict[str, np.ndarray]:
     version takes them, `weights`, padded to the batch's longest row (`SparseRows.padded`)."""
     names = [spec["name"] for spec in model_config(name)["inputs"]]
     if is_sparse(name):
+        # a version of binary weighting takes the ids alone: the weights are left out
         return dict(zip(names, SparseRows.concatenate(batch).padded(), strict=False))
     return {names[0]: np.asarray(batch)}
 
