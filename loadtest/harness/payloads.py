@@ -116,8 +116,8 @@ def row_width(name: str) -> int:
     return SPARSE_ROW_WIDTH if width == -1 else width
 
 
-def numbers(array: np.ndarray) -> list:
-    """An array's numbers, flat, for JSON; zeros written as 0 (dense text rows are mostly zeros)."""
+def compact(array: np.ndarray) -> list:
+    """An array's numbers, flat, for JSON, zeros written as 0 (dense text rows are mostly zeros)."""
     return [0 if v == 0 else v for v in array.ravel().tolist()]
 
 
@@ -167,7 +167,7 @@ def v2_batch_body(name: str, batch: Sequence[Row]) -> dict:
                 "name": input_name,
                 "shape": list(array.shape),
                 "datatype": datatypes(name)[input_name],
-                "data": numbers(array),
+                "data": compact(array),
             }
             for input_name, array in tensors(name, batch).items()
         ]
@@ -185,5 +185,5 @@ def v1_path(name: str) -> str:
 def v1_body(name: str, row: Row) -> dict:
     """A V1 request of one row: a dense row as the instance itself; a sparse one as its own
     entries, {"ids": [...], "weights": [...]} (ragged instances: the service pads them)."""
-    instance = {input_name: numbers(array[0]) for input_name, array in tensors(name, [row]).items()}
+    instance = {input_name: compact(array[0]) for input_name, array in tensors(name, [row]).items()}
     return {"instances": [instance if is_sparse(name) else next(iter(instance.values()))]}
