@@ -61,6 +61,17 @@ class SparseRows:
             (sum(len(p) for p in parts), parts[0].shape[1]),
         )
 
+    def select(self, indices: np.ndarray) -> SparseRows:
+        """Rows `indices` (distinct), in that order."""
+        position = np.full(len(self), -1, np.int64)
+        position[indices] = np.arange(len(indices))
+        rows = position[self.rows]
+        kept = np.flatnonzero(rows >= 0)
+        order = kept[np.argsort(rows[kept], kind="stable")]  # row-major, entries in their order
+        return SparseRows(
+            rows[order], self.columns[order], self.values[order], (len(indices), self.shape[1])
+        )
+
     def counts(self) -> np.ndarray:
         """The number of entries of each row."""
         return np.bincount(self.rows, minlength=len(self))

@@ -4,7 +4,9 @@ memory is allocated, in one budget for every transport.
 A body's cost is counted by what it holds, not guessed from its size alone: a JSON number becomes a
 Python object, its list entry and its array entries (`NUMBER_BYTES`), a word id also its n-gram
 codes (`WORD_ID_BYTES`), a character of text its share of the words and ids made of it
-(`TEXT_CHAR_BYTES`); binary tensor data costs its size, its array and its copy in a batch. Commas
+(`TEXT_CHAR_BYTES`); binary tensor data costs its size, its array and its copy in a batch; an id
+sent to a sparse text model also its entry in the batch (`SPARSE_ENTRY_BYTES`, reserved once the
+ids are counted). Commas
 count the elements: one pass over the bytes, no parsing. The constants were
 measured with `python -m loadtest memory` (peak resident memory of one request of each
 kind, less the idle process).
@@ -30,6 +32,9 @@ from service.errors import BadInputError, Kind, ServiceError, UnavailableError
 NUMBER_BYTES = 48
 WORD_ID_BYTES = 64
 TEXT_CHAR_BYTES = 24
+# An id sent to a sparse text model, beyond its number: its entry (row, column, value), the
+# batch's merged entries and its padded ids and weights.
+SPARSE_ENTRY_BYTES = 64
 BINARY_COPIES = 3  # the body, its array, the array's copy in a batch
 # A request that reserved at least this much trims the heap when the budget falls back to zero.
 TRIM_AFTER_BYTES = 16 * 1024 * 1024

@@ -37,6 +37,7 @@ from contract.sparse import SparseRows
 from contract.text import WordIds
 from service import tracing
 from service.admission import (
+    SPARSE_ENTRY_BYTES,
     BodyKind,
     MemoryBudget,
     body_cost,
@@ -350,7 +351,10 @@ class DataPlane:
         as entries, whatever each request's padding."""
         if model.sparse:
             fields = fields or {name: f"inputs.{name}" for name in inputs}
-            self.check_rows(len(inputs["ids"]), fields["ids"])
+            ids = inputs["ids"]
+            self.check_rows(len(ids), fields["ids"])
+            # Read as entries and batched, each id costs more than its number in the body did.
+            await self.memory.replace(call, call.memory + ids.size * SPARSE_ENTRY_BYTES)
             rows = sparse_rows(inputs, model.row_size, fields)
             output = await model.batcher.submit(rows, call.deadline)
             return {model.output_names[0]: output}

@@ -11,8 +11,11 @@ import httpx
 import numpy as np
 import pytest
 
+from contract.config import read_config
 from contract.sparse import SparseRows
 from loadtest.harness.servers import free_port
+from service import runtime as runtime_module
+from service.runtime import OnnxRuntime
 from tests.service.sparse_models import add_sparse_version
 from tests.service.support import (
     NEWSWIRES,
@@ -257,3 +260,33 @@ def test_requests_of_any_padding_and_raw_texts_merge_into_one_batch_without_dens
 def _wait_queued(server, count: int) -> None:
     model = server.dataplane.registry.get("imdb", SPARSE)
     wait_until(lambda: server.in_loop(lambda: model.batcher.waiting) >= count, "queued requests")
+
+
+def test_a_batch_of_very_different_lengths_runs_in_parts_of_similar_length(repository, monkeypatch):
+    """Padded to one long text, every short one would cost as much: past SPARSE_CALL_ENTRIES
+    padded entries, the batch runs in parts, and answers as if whole."""
+    folder = repository / "reuters" / str(SPARSE)
+    runtime = OnnxRuntime(folder / "model.onnx", ["CPUExecutionProvider"], 1)
+    runtime.bind(read_config(folder))
+    text_encoder = encoder("reuters", DENSE)
+    texts = [*NEWSWIRES, " ".join(NEWSWIRES) * 20, *NEWSWIRES]
+    rows = text_encoder.sparse_rows(text_encoder.word_ids_batch(texts))
+    whole = runtime.run_sparse(rows)
+    calls = []
+
+    def counted(batch: SparseRows) -> np.ndarray:
+        calls.append(batch)
+        return _alone(runtime, batch)
+
+    monkeypatch.setattr(runtime, "_run_padded", counted)
+    monkeypatch.setattr(runtime_module, "SPARSE_CALL_ENTRIES", 2 * int(rows.counts().max()))
+    parts = runtime.run_sparse(rows)
+    assert len(calls) > 1
+    assert max(len(batch) * batch.counts().max() for batch in calls) <= 2 * rows.counts().max()
+    np.testing.assert_allclose(parts, whole, atol=1e-6)
+    np.testing.assert_allclose(whole, ort_predict("reuters", DENSE, rows.dense()), atol=1e-6)
+
+
+def _alone(runtime, batch: SparseRows) -> np.ndarray:
+    feeds = dict(zip(runtime.input_names, batch.padded(), strict=False))
+    return runtime.session.run([runtime.output.name], feeds)[0]
