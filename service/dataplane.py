@@ -37,7 +37,6 @@ from contract.sparse import SparseRows
 from contract.text import WordIds
 from service import tracing
 from service.admission import (
-    SPARSE_ENTRY_BYTES,
     BodyKind,
     MemoryBudget,
     body_cost,
@@ -353,8 +352,11 @@ class DataPlane:
             fields = fields or {name: f"inputs.{name}" for name in inputs}
             ids = inputs["ids"]
             self.check_rows(len(ids), fields["ids"])
-            # Read as entries and batched, each id costs more than its number in the body did.
-            await self.memory.replace(call, call.memory + ids.size * SPARSE_ENTRY_BYTES)
+            if ids.size > self.settings.max_sparse_entries:
+                raise BadInputError(
+                    f"{ids.size} ids exceed the limit of {self.settings.max_sparse_entries}",
+                    fields["ids"],
+                )
             rows = sparse_rows(inputs, model.row_size, fields)
             output = await model.batcher.submit(rows, call.deadline)
             return {model.output_names[0]: output}

@@ -30,6 +30,10 @@ ort.set_default_logger_severity(_ORT_ERROR)
 # A run that fails is answered (see run_tensors), not logged by onnxruntime in its own format.
 _QUIET = ort.RunOptions()
 _QUIET.log_severity_level = 4
+# A large call of a sparse model grows onnxruntime's memory arena for shapes that may not come
+# again (the ids' padding): given back after it, as the heap gives back a large request's.
+_SHRINK = ort.RunOptions()
+_SHRINK.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
 
 # Padded entries (rows × the longest row's ids) of one call of a sparse text model: its gathered
@@ -143,16 +147,17 @@ class OnnxRuntime:
                 SPARSE_CALL_ENTRIES
             )
             stop = start + max(1, int(np.argmin(fits)) if not fits.all() else len(fits))
-            parts.append((order[start:stop], self._run_padded(batch.select(order[start:stop]))))
+            parts.append((order[start:stop], self._run_padded(batch, order[start:stop])))
             start = stop
         out = np.empty((len(batch), *parts[0][1].shape[1:]), parts[0][1].dtype)
         for rows, answers in parts:
             out[rows] = answers
         return out
 
-    def _run_padded(self, batch: SparseRows) -> np.ndarray:
-        feeds = dict(zip(self.input_names, batch.padded(), strict=False))
-        return self.session.run([self.output.name], feeds)[0]
+    def _run_padded(self, batch: SparseRows, rows: np.ndarray | None = None) -> np.ndarray:
+        feeds = dict(zip(self.input_names, batch.padded(rows=rows), strict=False))
+        large = feeds["ids"].size > SPARSE_CALL_ENTRIES // 4
+        return self.session.run([self.output.name], feeds, _SHRINK if large else None)[0]
 
     def run_tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of the graph for `feeds`, by name. What a graph refuses at run time

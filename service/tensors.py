@@ -59,11 +59,10 @@ def sparse_rows(inputs: dict[str, np.ndarray], width: int, fields: dict[str, str
             "one weight per id",
             fields["weights"],
         )
-    outside = (ids < 0) | (ids > width)
-    if outside.any():
+    if ids.size and (ids.min() < 0 or ids.max() > width):
+        outside = ids[(ids < 0) | (ids > width)][0]
         raise BadInputError(
-            f"id {ids[outside][0]} is not a column: ids are in [0, {width - 1}], "
-            f"and {width} pads a row",
+            f"id {outside} is not a column: ids are in [0, {width - 1}], and {width} pads a row",
             fields["ids"],
         )
     if weights is not None and not np.isfinite(weights).all():

@@ -35,9 +35,10 @@ SAMPLES = json.loads(
 )
 TYPED_PATHS = {"imdb": "/api/imdb", "reuters": "/api/reuters", "boston": "/api/boston"}
 # The numbers in a row of each input of the largest tensor bodies (the memory and dataplane
-# benchmarks) of a sparse version, whose rows take any number of ids: as many as IMDB v2's dense
-# row has columns, so that its bodies are as large as that version's.
-SPARSE_ROW_WIDTH = 50_000
+# benchmarks) of a sparse version, whose rows take any number of ids: a long review's n-grams, so
+# that the largest bodies' rows stay within the service's `max_sparse_entries` (2**18).
+SPARSE_ROW_WIDTH = 12_500
+MAX_SPARSE_ENTRIES = 1 << 18  # the service's default SERVICE_MAX_SPARSE_ENTRIES
 # A sample's input row: a row of numbers (Boston's features; a dense text version's row), or a
 # sparse text version's entries of one row.
 Row = list[float] | np.ndarray | SparseRows
@@ -114,6 +115,14 @@ def row_width(name: str) -> int:
     row's columns, or `SPARSE_ROW_WIDTH` ids (and weights)."""
     width = model_config(name)["inputs"][0]["shape"][-1]
     return SPARSE_ROW_WIDTH if width == -1 else width
+
+
+def largest_rows(name: str, rows: int) -> int:
+    """The rows of the newest version's largest legal tensor body that the body size allows
+    `rows` of: as many, or, for a sparse version, as many as its ids limit takes."""
+    if model_config(name)["inputs"][0]["shape"][-1] != -1:
+        return rows
+    return min(rows, MAX_SPARSE_ENTRIES // row_width(name))
 
 
 def compact(array: np.ndarray) -> list:

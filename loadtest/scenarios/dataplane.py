@@ -30,7 +30,13 @@ from pathlib import Path
 import httpx
 import psutil
 
-from loadtest.harness.payloads import datatypes, model_config, row_width, typed_bodies
+from loadtest.harness.payloads import (
+    datatypes,
+    largest_rows,
+    model_config,
+    row_width,
+    typed_bodies,
+)
 from loadtest.harness.report import machine_lines, provenance, service_code, table
 from loadtest.harness.servers import REPO, service_environment, start_service, stop_server
 from loadtest.harness.wrk import median_of, warm_run, write_workloads
@@ -59,7 +65,7 @@ def largest_bodies(limits: dict[str, int]) -> dict[str, tuple[str, bytes]]:
     room = limits["body"] - 1024  # the JSON around the data
     imdb_inputs, width = datatypes("imdb"), row_width("imdb")
     row_bytes = width * sum(len(f"{FILLER[d]},") for d in imdb_inputs.values())
-    rows = min(limits["rows"], room // row_bytes)
+    rows = largest_rows("imdb", min(limits["rows"], room // row_bytes))
     imdb_v2 = {"inputs": [{"name": name, "shape": [rows, width], "datatype": datatype,
                            "data": [FILLER[datatype]] * (rows * width)}
                           for name, datatype in imdb_inputs.items()]}  # fmt: skip

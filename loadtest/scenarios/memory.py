@@ -34,7 +34,7 @@ import grpc
 import numpy as np
 
 from contract.config import NUMPY_OF_DATATYPE
-from loadtest.harness.payloads import datatypes, row_width
+from loadtest.harness.payloads import datatypes, largest_rows, row_width
 from loadtest.harness.servers import REPO, free_port, running, start_service
 
 MAX_BODY = 8 * 1024 * 1024  # the service's default SERVICE_MAX_BODY_BYTES
@@ -80,8 +80,8 @@ def _http(path: str, body: bytes, **headers: str) -> bytes:
 
 def http_requests() -> dict[str, bytes]:
     """The largest legal request of each REST kind, as bytes on the wire."""
-    json_rows = MAX_BODY // (2 * IMDB_WIDTH * len(IMDB_INPUTS)) - 1  # "0," per element
-    binary_rows = MAX_BODY // IMDB_ROW_BYTES - 1
+    json_rows = largest_rows("imdb", MAX_BODY // (2 * IMDB_WIDTH * len(IMDB_INPUTS)) - 1)  # "0,"
+    binary_rows = largest_rows("imdb", MAX_BODY // IMDB_ROW_BYTES - 1)
     v2_json = _json_tensor_body(json_rows)
     v2_binary, header_length = _binary_tensor_body(binary_rows)
     binary_headers = {"inference-header-content-length": str(header_length)}
@@ -116,7 +116,7 @@ def grpc_requests() -> dict[str, bytes]:
     """The largest legal ModelInfer messages, serialized (sent as they are, no client parsing)."""
     from service.api.grpc.messages import messages
 
-    rows = MAX_BODY // IMDB_ROW_BYTES - 1
+    rows = largest_rows("imdb", MAX_BODY // IMDB_ROW_BYTES - 1)
     shape = [rows, IMDB_WIDTH]
     raw = messages.ModelInferRequest(model_name="imdb")
     typed = messages.ModelInferRequest(model_name="imdb")

@@ -274,19 +274,43 @@ def test_a_batch_of_very_different_lengths_runs_in_parts_of_similar_length(repos
     whole = runtime.run_sparse(rows)
     calls = []
 
-    def counted(batch: SparseRows) -> np.ndarray:
-        calls.append(batch)
-        return _alone(runtime, batch)
+    def counted(batch: SparseRows, rows: np.ndarray) -> np.ndarray:
+        calls.append(batch.padded(rows=rows)[0])
+        return _alone(runtime, batch, rows)
 
     monkeypatch.setattr(runtime, "_run_padded", counted)
     monkeypatch.setattr(runtime_module, "SPARSE_CALL_ENTRIES", 2 * int(rows.counts().max()))
     parts = runtime.run_sparse(rows)
     assert len(calls) > 1
-    assert max(len(batch) * batch.counts().max() for batch in calls) <= 2 * rows.counts().max()
+    assert max(ids.size for ids in calls) <= 2 * rows.counts().max()
     np.testing.assert_allclose(parts, whole, atol=1e-6)
     np.testing.assert_allclose(whole, ort_predict("reuters", DENSE, rows.dense()), atol=1e-6)
 
 
-def _alone(runtime, batch: SparseRows) -> np.ndarray:
-    feeds = dict(zip(runtime.input_names, batch.padded(), strict=False))
+def _alone(runtime, batch: SparseRows, rows: np.ndarray) -> np.ndarray:
+    feeds = dict(zip(runtime.input_names, batch.padded(rows=rows), strict=False))
     return runtime.session.run([runtime.output.name], feeds)[0]
+
+
+def test_more_ids_than_a_request_may_send_are_refused_before_they_become_entries(server):
+    """SERVICE_MAX_SPARSE_ENTRIES (2**18): an id costs two bytes of JSON and some 30 of entries."""
+    shape = [2, (1 << 17) + 1]  # 2**18 + 2 ids, all padding
+    ids = [50_000] * (shape[0] * shape[1])
+    body = {"inputs": [{"name": "ids", "datatype": "INT64", "shape": shape, "data": ids}]}
+    answer = httpx.post(
+        f"{server.url}/v2/models/imdb/versions/{SPARSE}/infer", json=body, timeout=60
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["details"][0] == {
+        "field": "inputs[0]",
+        "reason": f"{len(ids)} ids exceed the limit of {1 << 18}",
+    }
+    request = service_pb2.ModelInferRequest(model_name="imdb", model_version=str(SPARSE))
+    tensor = request.inputs.add(name="ids", datatype="INT64", shape=shape)
+    tensor.contents.int64_contents.extend(ids)  # 3 bytes an id: within the message limit
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModelInfer(request, timeout=60)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details() == f"inputs[0]: {len(ids)} ids exceed the limit of {1 << 18}"

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service import datatypes, inference
-from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.errors import protocol_route
 from service.api.rest.v2 import ERRORS, INFER_ERRORS
@@ -88,7 +87,7 @@ def _status(request: Request, name: str, version: int | None) -> dict:
 )
 async def predict(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
-    text = await wire.read_bytes(request, BodyKind.NUMBERS)
+    text = await wire.read_bytes(request, wire.tensors_kind(loaded))
     body = await wire.parse(request, PredictRequest, text)
     spec = loaded.config.inputs[0]
     if body.signature_name not in (None, "", "serving_default"):

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.config import ModelConfig
 from contract.numbers import read_count
 from service import datatypes, inference
-from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.binary import HEADER_LENGTH, BinaryData, binary_size, split
 from service.api.rest.errors import ErrorResponse, protocol_route
@@ -147,7 +146,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     header_length = request.headers.get(HEADER_LENGTH)
     binary_from = read_count(header_length) if header_length is not None else None
-    body_bytes = await wire.read_bytes(request, BodyKind.NUMBERS, binary_from)
+    body_bytes = await wire.read_bytes(request, wire.tensors_kind(loaded), binary_from)
     header, binary = split(body_bytes, header_length)
     body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
