@@ -42,6 +42,8 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 # array's copy in a batch: reserved for the largest message before it is read, cut to its size's
 # worth once it is.
 MESSAGE_COPIES = BINARY_COPIES + 1
+# A message this small is counted by its size alone, without a look at the model it names.
+SMALL_MESSAGE = 4096
 # gRPC's deadline timer fires up to about a millisecond before time.monotonic() reaches the same
 # deadline: a cancellation this close to it is the deadline's, not a client that left.
 DEADLINE_SLACK_S = 0.01
@@ -126,7 +128,8 @@ class GrpcServer:
             message = await plane.decode(data, message_class.FromString)
         except DecodeError:
             raise BadInputError(f"not a {message_class.__name__} message", "request") from None
-        plane.memory.shrink(holder, len(data) * MESSAGE_COPIES + self._entries_cost(message))
+        entries = self._entries_cost(message) if len(data) > SMALL_MESSAGE else 0
+        plane.memory.shrink(holder, len(data) * MESSAGE_COPIES + entries)
         return message
 
     def _entries_cost(self, message) -> int:
