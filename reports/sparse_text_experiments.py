@@ -39,7 +39,7 @@ HELD_OUT = {"imdb": 5_000, "reuters": 1_000}
 OUTPUTS = {"imdb": 1, "reuters": 46}
 DEFAULTS = dict(
     num_words=None, vocabulary_size=None, ngram_max=3, min_df=2, idf=False, nb=False,
-    units=None, hidden=None, dropout=0.0, l2=0.0, optimizer="adam", lr=1e-3, batch=256,
+    normalize=False, input_dropout=0.0, units=None, hidden=None, dropout=0.0, l2=0.0, optimizer="adam", lr=1e-3, batch=256,
     epochs=30, patience=2, monitor="val_accuracy", label_smoothing=0.0, ensemble=1,
 )  # units None: linear (units = outputs, the bag is the logits); hidden None: no Dense after the bag
 I, R = "imdb", "reuters"
@@ -48,7 +48,14 @@ VARIANTS = {
     "imdb-nb3-1m": dict(data=I, num_words=100_000, vocabulary_size=1_000_000, nb=True),
     "imdb-nb3-1m-lr3e-4": dict(data=I, num_words=100_000, vocabulary_size=1_000_000, nb=True, lr=3e-4),
     "imdb-nb3-500k": dict(data=I, num_words=100_000, vocabulary_size=500_000, nb=True),
+    "imdb-nb3-250k": dict(data=I, num_words=100_000, vocabulary_size=250_000, nb=True),
+    "imdb-nb3-500k-p3": dict(data=I, num_words=100_000, vocabulary_size=500_000, nb=True, patience=3),
+    "imdb-nb3-500k-l2": dict(data=I, num_words=100_000, vocabulary_size=500_000, nb=True, l2=1e-7),
     "imdb-nb2-500k": dict(data=I, num_words=100_000, vocabulary_size=500_000, ngram_max=2, nb=True),
+    "imdb-nb3-30k-words": dict(data=I, num_words=30_000, vocabulary_size=1_000_000, nb=True),
+    "imdb-nb3-2m-df1": dict(data=I, num_words=100_000, vocabulary_size=2_000_000, min_df=1, nb=True),
+    "imdb-nb3-1m-l2": dict(data=I, num_words=100_000, vocabulary_size=1_000_000, nb=True, l2=1e-7),
+    "imdb-nb3-1m-b64": dict(data=I, num_words=100_000, vocabulary_size=1_000_000, nb=True, batch=64),
     "imdb-bin3-1m": dict(data=I, num_words=100_000, vocabulary_size=1_000_000),
     "imdb-nb3-1m-16": dict(data=I, num_words=100_000, vocabulary_size=1_000_000, nb=True, units=16,
                            dropout=0.5),
@@ -58,6 +65,55 @@ VARIANTS = {
     "reuters-idf2-20k-128": dict(data=R, num_words=31_000, vocabulary_size=20_000, ngram_max=2,
                                  min_df=1, idf=True, units=128, dropout=0.5, label_smoothing=0.1,
                                  monitor="val_loss", patience=3),
+    "reuters-idf1-all-128": dict(data=R, num_words=31_000, ngram_max=1, idf=True, units=128,
+                                 dropout=0.5, label_smoothing=0.1, monitor="val_loss", patience=3),
+    # The dense `best` recipe's fields in the sparse form (10,000 words, RMSprop, batch 512), one net.
+    "reuters-idf1-10k-128-rms": dict(data=R, num_words=31_000, vocabulary_size=10_000, ngram_max=1,
+                                     min_df=1, idf=True, units=128, dropout=0.5, optimizer="rmsprop",
+                                     batch=512, label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf1-10k-128-rms-norm": dict(data=R, num_words=31_000, vocabulary_size=10_000,
+                                          ngram_max=1, min_df=1, idf=True, normalize=True, units=128,
+                                          dropout=0.5, optimizer="rmsprop", batch=512,
+                                          label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf1-all-512-rms": dict(data=R, num_words=31_000, vocabulary_size=31_000, ngram_max=1,
+                                     min_df=1, idf=True, units=512, dropout=0.5, optimizer="rmsprop",
+                                     batch=512, label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf2-50k-256": dict(data=R, num_words=31_000, vocabulary_size=50_000, ngram_max=2,
+                                 min_df=1, idf=True, units=256, dropout=0.5, label_smoothing=0.1,
+                                 monitor="val_loss", patience=3),
+    "reuters-idf2-50k-linear": dict(data=R, num_words=31_000, vocabulary_size=50_000, ngram_max=2,
+                                    min_df=1, idf=True, monitor="val_loss", patience=3),
+    "reuters-idf1-10k-128-rms-ls0": dict(data=R, num_words=31_000, vocabulary_size=10_000,
+                                         ngram_max=1, min_df=1, idf=True, units=128, dropout=0.5,
+                                         optimizer="rmsprop", batch=512, monitor="val_loss",
+                                         patience=3),
+    "reuters-idf1-10k-128-rms-x3": dict(data=R, num_words=31_000, vocabulary_size=10_000,
+                                        ngram_max=1, min_df=1, idf=True, units=128, dropout=0.5,
+                                        optimizer="rmsprop", batch=512, label_smoothing=0.1,
+                                        monitor="val_loss", patience=3, ensemble=3),
+    "reuters-idf1-10k-128-rms-ls0-x3": dict(data=R, num_words=31_000, vocabulary_size=10_000,
+                                            ngram_max=1, min_df=1, idf=True, units=128, dropout=0.5,
+                                            optimizer="rmsprop", batch=512, monitor="val_loss",
+                                            patience=3, ensemble=3),
+    "reuters-idf2-20k-128-rms": dict(data=R, num_words=31_000, vocabulary_size=20_000, ngram_max=2,
+                                     min_df=1, idf=True, units=128, dropout=0.5, optimizer="rmsprop",
+                                     batch=512, label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf1-10k-128-rms-indrop": dict(data=R, num_words=31_000, vocabulary_size=10_000,
+                                            ngram_max=1, min_df=1, idf=True, input_dropout=0.3,
+                                            units=128, dropout=0.5, optimizer="rmsprop", batch=512,
+                                            label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf1-all-128-rms": dict(data=R, num_words=31_000, vocabulary_size=31_000, ngram_max=1,
+                                     min_df=1, idf=True, units=128, dropout=0.5, optimizer="rmsprop",
+                                     batch=512, label_smoothing=0.1, monitor="val_loss", patience=3),
+    "reuters-idf1-all-linear-norm": dict(data=R, num_words=31_000, vocabulary_size=31_000,
+                                         ngram_max=1, min_df=1, idf=True, normalize=True, lr=1e-2,
+                                         batch=64, monitor="val_loss", patience=3),
+    "reuters-idf2-50k-linear-norm": dict(data=R, num_words=31_000, vocabulary_size=50_000,
+                                         ngram_max=2, min_df=1, idf=True, normalize=True, lr=1e-2,
+                                         batch=64, monitor="val_loss", patience=3),
+    "reuters-idf2-20k-128x3": dict(data=R, num_words=31_000, vocabulary_size=20_000, ngram_max=2,
+                                   min_df=1, idf=True, units=128, dropout=0.5, label_smoothing=0.1,
+                                   monitor="val_loss", patience=3, ensemble=3),
 }
 
 
@@ -107,13 +163,17 @@ class Bias(keras.layers.Layer):
 def build_model(dim: int, outputs: int, v: dict) -> keras.Model:
     """ids, weights → logits. Linear: table [dim + 1, outputs]; else table [dim + 1, units] → ReLU."""
     ids = keras.Input((None,), dtype="int64", name="ids")
-    weights = keras.Input((None,), dtype="float32", name="weights")
+    weights = inputs_weights = keras.Input((None,), dtype="float32", name="weights")
     linear = v["units"] is None
     units = outputs if linear else v["units"]
     table = keras.layers.Embedding(
         dim + 1, units, embeddings_initializer="zeros" if linear else "uniform",
         embeddings_regularizer=keras.regularizers.L2(v["l2"]) if v["l2"] else None, name="table",
     )
+    if v["normalize"]:  # each row's values to unit L2 norm, in the graph (a per-row scale)
+        weights = weights / keras.ops.sqrt(keras.ops.sum(weights**2, axis=1, keepdims=True) + 1e-12)
+    if v["input_dropout"]:  # training only: drops whole features (their values) of each row
+        weights = keras.layers.Dropout(v["input_dropout"])(weights)
     x = Bias(name="bag_bias")(keras.ops.einsum("nk,nku->nu", weights, table(ids)))
     if not linear:
         x = keras.layers.Activation("relu")(x)
@@ -124,7 +184,7 @@ def build_model(dim: int, outputs: int, v: dict) -> keras.Model:
             if v["dropout"]:
                 x = keras.layers.Dropout(v["dropout"])(x)
         x = keras.layers.Dense(outputs, name="logits")(x)
-    model = keras.Model({"ids": ids, "weights": weights}, x)
+    model = keras.Model({"ids": ids, "weights": inputs_weights}, x)
     optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[v["optimizer"]]
     if outputs == 1:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
