@@ -38,21 +38,57 @@ from trainer.text import TextFeatures, encode, fit_encoder
 HELD_OUT = {"imdb": 5_000, "reuters": 1_000}
 OUTPUTS = {"imdb": 1, "reuters": 46}
 DEFAULTS = dict(
-    num_words=None, vocabulary_size=None, ngram_max=3, min_df=2, idf=False, nb=False,
-    normalize=False, input_dropout=0.0, units=None, hidden=None, dropout=0.0, l2=0.0,
-    optimizer="adam", lr=1e-3, batch=256, epochs=30, patience=2, monitor="val_accuracy",
-    label_smoothing=0.0, ensemble=1,
+    num_words=None,
+    vocabulary_size=None,
+    ngram_max=3,
+    min_df=2,
+    idf=False,
+    nb=False,
+    normalize=False,
+    input_dropout=0.0,
+    units=None,
+    hidden=None,
+    dropout=0.0,
+    l2=0.0,
+    optimizer="adam",
+    lr=1e-3,
+    batch=256,
+    epochs=30,
+    patience=2,
+    monitor="val_accuracy",
+    label_smoothing=0.0,
+    ensemble=1,
 )  # units None: linear (units = outputs, the bag is the logits); hidden None: no Dense after the bag
 # IMDB: NB-weighted logistic regression over binarized n-grams of all words (num_words ≥ 88,584).
 NB = dict(data="imdb", num_words=100_000, nb=True)
 # Reuters: the dense `best` recipe's fields in the sparse form (10,000 words by document frequency,
 # log-count idf, 128 ReLU, dropout 0.5, RMSprop, batch 512, label smoothing 0.1), one network.
-RMS = dict(data="reuters", num_words=31_000, vocabulary_size=10_000, ngram_max=1, min_df=1,
-           idf=True, units=128, dropout=0.5, optimizer="rmsprop", batch=512, label_smoothing=0.1,
-           monitor="val_loss", patience=3)
+RMS = dict(
+    data="reuters",
+    num_words=31_000,
+    vocabulary_size=10_000,
+    ngram_max=1,
+    min_df=1,
+    idf=True,
+    units=128,
+    dropout=0.5,
+    optimizer="rmsprop",
+    batch=512,
+    label_smoothing=0.1,
+    monitor="val_loss",
+    patience=3,
+)
 ADAM = dict(RMS, optimizer="adam", batch=256)
-LINEAR_NORM = dict(RMS, units=None, dropout=0.0, label_smoothing=0.0, normalize=True,
-                   optimizer="adam", lr=1e-2, batch=64)
+LINEAR_NORM = dict(
+    RMS,
+    units=None,
+    dropout=0.0,
+    label_smoothing=0.0,
+    normalize=True,
+    optimizer="adam",
+    lr=1e-2,
+    batch=64,
+)
 VARIANTS = {
     "imdb-nb3-1m": dict(NB, vocabulary_size=1_000_000),
     "imdb-bin3-1m": dict(NB, vocabulary_size=1_000_000, nb=False),
@@ -65,23 +101,29 @@ VARIANTS = {
     "imdb-nb3-1m-b64": dict(NB, vocabulary_size=1_000_000, batch=64),
     "imdb-nb3-500k-p3": dict(NB, vocabulary_size=500_000, patience=3),
     "imdb-nb3-1m-16": dict(NB, vocabulary_size=1_000_000, units=16, dropout=0.5),
-    "imdb-idf3-1m-16": dict(NB, vocabulary_size=1_000_000, nb=False, idf=True, units=16,
-                            dropout=0.5),  # stopped: a 60 MB table
+    "imdb-idf3-1m-16": dict(
+        NB, vocabulary_size=1_000_000, nb=False, idf=True, units=16, dropout=0.5
+    ),  # stopped: a 60 MB table
     "reuters-idf2-20k-128": dict(ADAM, vocabulary_size=20_000, ngram_max=2),
     "reuters-idf2-50k-256": dict(ADAM, vocabulary_size=50_000, ngram_max=2, units=256),  # stopped
-    "reuters-idf2-50k-linear": dict(ADAM, vocabulary_size=50_000, ngram_max=2, units=None,
-                                    dropout=0.0, label_smoothing=0.0),
+    "reuters-idf2-50k-linear": dict(
+        ADAM, vocabulary_size=50_000, ngram_max=2, units=None, dropout=0.0, label_smoothing=0.0
+    ),
     "reuters-idf1-10k-128-rms": RMS,
     "reuters-idf1-10k-128-rms-norm": dict(RMS, normalize=True),
     "reuters-idf1-10k-128-norm-adam3e-3": dict(RMS, normalize=True, optimizer="adam", lr=3e-3),
-    "reuters-idf1-10k-128-norm-adam3e-3-ls0": dict(RMS, normalize=True, optimizer="adam", lr=3e-3,
-                                                   label_smoothing=0.0),
-    "reuters-idf1-10k-128-norm-adam3e-3-x2": dict(RMS, normalize=True, optimizer="adam", lr=3e-3,
-                                                  ensemble=2),
-    "reuters-idf1-10k-128-norm-adam3e-3-x3": dict(RMS, normalize=True, optimizer="adam", lr=3e-3,
-                                                  ensemble=3),
-    "reuters-idf1-10k-256-norm-adam3e-3": dict(RMS, normalize=True, optimizer="adam", lr=3e-3,
-                                               units=256),
+    "reuters-idf1-10k-128-norm-adam3e-3-ls0": dict(
+        RMS, normalize=True, optimizer="adam", lr=3e-3, label_smoothing=0.0
+    ),
+    "reuters-idf1-10k-128-norm-adam3e-3-x2": dict(
+        RMS, normalize=True, optimizer="adam", lr=3e-3, ensemble=2
+    ),
+    "reuters-idf1-10k-128-norm-adam3e-3-x3": dict(
+        RMS, normalize=True, optimizer="adam", lr=3e-3, ensemble=3
+    ),
+    "reuters-idf1-10k-256-norm-adam3e-3": dict(
+        RMS, normalize=True, optimizer="adam", lr=3e-3, units=256
+    ),
     "reuters-idf1-10k-128-rms-ls0": dict(RMS, label_smoothing=0.0),
     "reuters-idf1-10k-128-rms-indrop": dict(RMS, input_dropout=0.3),
     "reuters-idf1-10k-128-rms-x3": dict(RMS, ensemble=3),
@@ -97,8 +139,13 @@ VARIANTS = {
 
 
 def features_of(v: dict) -> TextFeatures:
-    return TextFeatures(num_words=v["num_words"], vocabulary_size=v["vocabulary_size"],
-                        ngram_max=v["ngram_max"], min_df=v["min_df"], log_count_idf=v["idf"])
+    return TextFeatures(
+        num_words=v["num_words"],
+        vocabulary_size=v["vocabulary_size"],
+        ngram_max=v["ngram_max"],
+        min_df=v["min_df"],
+        log_count_idf=v["idf"],
+    )
 
 
 def nb_ratio(x: SparseRows, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -146,8 +193,11 @@ def build_model(dim: int, outputs: int, v: dict) -> keras.Model:
     linear = v["units"] is None
     units = outputs if linear else v["units"]
     table = keras.layers.Embedding(
-        dim + 1, units, embeddings_initializer="zeros" if linear else "uniform",
-        embeddings_regularizer=keras.regularizers.L2(v["l2"]) if v["l2"] else None, name="table",
+        dim + 1,
+        units,
+        embeddings_initializer="zeros" if linear else "uniform",
+        embeddings_regularizer=keras.regularizers.L2(v["l2"]) if v["l2"] else None,
+        name="table",
     )
     if v["normalize"]:  # each row's values to unit L2 norm, in the graph (a per-row scale)
         weights = weights / keras.ops.sqrt(keras.ops.sum(weights**2, axis=1, keepdims=True) + 1e-12)
@@ -169,8 +219,9 @@ def build_model(dim: int, outputs: int, v: dict) -> keras.Model:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
         metrics = [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]
     else:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                    label_smoothing=v["label_smoothing"])
+        loss = keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=v["label_smoothing"]
+        )
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     model.compile(optimizer=optimizer(v["lr"]), loss=loss, metrics=metrics)
     return model
@@ -217,25 +268,47 @@ def calibration(z: np.ndarray, y: np.ndarray, temperature: float) -> dict:
     p = probabilities(z, temperature)
     top, correct = p.max(axis=1), p.argmax(axis=1) == y
     bins = np.minimum((top * 15).astype(int), 14)
-    ece = sum(abs(correct[bins == b].mean() - top[bins == b].mean()) * (bins == b).mean()
-              for b in range(15) if (bins == b).any())
-    return {"accuracy": round(float(correct.mean()), 4), "ece": round(float(ece), 4),
-            "mean_top": round(float(top.mean()), 4)}
+    ece = sum(
+        abs(correct[bins == b].mean() - top[bins == b].mean()) * (bins == b).mean()
+        for b in range(15)
+        if (bins == b).any()
+    )
+    return {
+        "accuracy": round(float(correct.mean()), 4),
+        "ece": round(float(ece), 4),
+        "mean_top": round(float(top.mean()), 4),
+    }
 
 
-def train(v: dict, x: SparseRows, y: np.ndarray, outputs: int, seed: int, epochs: int | None,
-          validation: SparseRows | None = None, y_val: np.ndarray | None = None):
+def train(
+    v: dict,
+    x: SparseRows,
+    y: np.ndarray,
+    outputs: int,
+    seed: int,
+    epochs: int | None,
+    validation: SparseRows | None = None,
+    y_val: np.ndarray | None = None,
+):
     """One model: early-stopped on `validation` where given, else `epochs` epochs."""
     keras.utils.set_random_seed(seed)
     model = build_model(x.shape[1], outputs, v)
     callbacks, val = [], None
     if validation is not None:
         mode = "min" if v["monitor"] == "val_loss" else "max"
-        callbacks = [keras.callbacks.EarlyStopping(v["monitor"], patience=v["patience"], mode=mode,
-                                                   restore_best_weights=True)]
+        callbacks = [
+            keras.callbacks.EarlyStopping(
+                v["monitor"], patience=v["patience"], mode=mode, restore_best_weights=True
+            )
+        ]
         val = batches(validation, targets(y_val, outputs), 1024, None)
-    history = model.fit(batches(x, targets(y, outputs), v["batch"], seed), validation_data=val,
-                        epochs=epochs or v["epochs"], callbacks=callbacks, verbose=0)
+    history = model.fit(
+        batches(x, targets(y, outputs), v["batch"], seed),
+        validation_data=val,
+        epochs=epochs or v["epochs"],
+        callbacks=callbacks,
+        verbose=0,
+    )
     return model, history.history
 
 
@@ -262,8 +335,9 @@ def main() -> int:
     r = nb_ratio(x_fit, y_fit) if v["nb"] else None
     members, chosen, val_accuracy = [], [], []
     for member in range(v["ensemble"]):
-        model, history = train(v, scaled(x_fit, r), y_fit, outputs, args.seed + member, None,
-                               scaled(x_val, r), y_val)
+        model, history = train(
+            v, scaled(x_fit, r), y_fit, outputs, args.seed + member, None, scaled(x_val, r), y_val
+        )
         series = history[v["monitor"]]
         best = int(np.argmin(series) if v["monitor"] == "val_loss" else np.argmax(series))
         chosen.append(best + 1)
@@ -276,22 +350,30 @@ def main() -> int:
 
     # Final fit: all training rows, each member for its chosen epochs; NB ratios from all rows.
     r = nb_ratio(x_all, y_all) if v["nb"] else None
-    final = [train(v, scaled(x_all, r), y_all, outputs, args.seed + member, epochs)[0]
-             for member, epochs in enumerate(chosen)]
+    final = [
+        train(v, scaled(x_all, r), y_all, outputs, args.seed + member, epochs)[0]
+        for member, epochs in enumerate(chosen)
+    ]
     seconds = time.monotonic() - started
     z_test, z_short = logits_of(final, scaled(x_test, r)), logits_of(final, scaled(short, r))
     units = outputs if v["units"] is None else v["units"]
     result = {
-        "variant": args.variant, "seed": args.seed, "dim": dim, "units": units,
+        "variant": args.variant,
+        "seed": args.seed,
+        "dim": dim,
+        "units": units,
         "table_mb": round((dim + 1) * units * 4 * v["ensemble"] / 1e6, 1),
-        "validation": round(validation, 4), "member_validation": [round(a, 4) for a in val_accuracy],
-        "epochs": chosen, "temperature": round(temperature, 3),
+        "validation": round(validation, 4),
+        "member_validation": [round(a, 4) for a in val_accuracy],
+        "epochs": chosen,
+        "temperature": round(temperature, 3),
         "test": calibration(z_test, y_test, 1.0)["accuracy"],
         "test_T1": calibration(z_test, y_test, 1.0),
         "test_T": calibration(z_test, y_test, temperature),
         "short20_T1": calibration(z_short, y_test, 1.0),
         "short20_T": calibration(z_short, y_test, temperature),
-        "validation_s": round(validation_seconds, 1), "train_s": round(seconds, 1),
+        "validation_s": round(validation_seconds, 1),
+        "train_s": round(seconds, 1),
         "recipe": {k: v[k] for k in ("data", *DEFAULTS)},
     }
     line = json.dumps(result)
