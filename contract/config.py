@@ -261,6 +261,8 @@ class ModelConfig(_Strict):
             if self.inputs != text_inputs(self.encoding):
                 expected = [s.model_dump() for s in text_inputs(self.encoding)]
                 raise ValueError(f"a sparse text model takes the inputs {expected}")
+            if len(self.outputs) != 1:
+                raise ValueError("a text model gives one output")
             return self
         if self.encoding is not None and len(self.inputs) != 1:
             raise ValueError("a model with an encoding takes one input")

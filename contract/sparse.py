@@ -65,27 +65,35 @@ class SparseRows:
         """The number of entries of each row."""
         return np.bincount(self.rows, minlength=len(self))
 
-    def padded(self, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def padded(
+        self, width: int | None = None, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each row's entries as (ids int64 [n, k], values float32 [n, k]), in order, then the pad
         id (`shape[1]`: one past the last column) with value 0; k is the longest row's count
-        (at least 1), or `width` where given (at least that)."""
+        (at least 1), or `width` where given (at least that). `rows`: only these rows, in this
+        order (a part of a batch), read in place."""
         counts = self.counts()
-        k = max(1, int(counts.max(initial=0)), width or 0)
-        ids = np.full((len(self), k), self.shape[1], np.int64)
-        values = np.zeros((len(self), k), np.float32)
         starts = np.cumsum(counts) - counts
-        positions = np.arange(self.rows.size) - starts[self.rows]
-        ids[self.rows, positions] = self.columns
-        values[self.rows, positions] = self.values
+        if rows is not None:
+            counts, starts = counts[rows], starts[rows]
+        k = max(1, int(counts.max(initial=0)), width or 0)
+        ids = np.full((len(counts), k), self.shape[1], np.int64)
+        values = np.zeros((len(counts), k), np.float32)
+        row = np.repeat(np.arange(len(counts)), counts)
+        position = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        entry = starts[row] + position
+        ids[row, position] = self.columns[entry]
+        values[row, position] = self.values[entry]
         return ids, values
 
     @classmethod
     def from_padded(cls, ids: np.ndarray, values: np.ndarray | None, width: int) -> SparseRows:
         """`padded`'s inverse: the entries of ids [n, k] (in [0, width], `width` the pad id) and
         their values (None: 1 each); pad ids are left out."""
-        rows, positions = np.nonzero(ids != width)
-        entries = np.ones(rows.size, np.float32) if values is None else values[rows, positions]
-        return cls(rows, ids[rows, positions], entries.astype(np.float32), (len(ids), width))
+        kept = ids != width
+        rows = np.repeat(np.arange(len(ids)), kept.sum(axis=1))
+        entries = np.ones(rows.size, np.float32) if values is None else values[kept]
+        return cls(rows, ids[kept], entries.astype(np.float32, copy=False), (len(ids), width))
 
     def write(self, out: np.ndarray) -> None:
         """Into `out`, zeros of this shape."""

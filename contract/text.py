@@ -140,33 +140,27 @@ class TextEncoder:
         self,
         encoding: TextEncoding,
         words: Sequence[str],
-        ngrams: Sequence[Sequence[int]] | None = None,
+        ngrams: Sequence[Sequence[int]] | FlatNGrams | None = None,
         idf: Sequence[float] | None = None,
-        *,
-        codes: np.ndarray | None = None,
     ):
-        """`codes`: the n-grams as `ngram_codes` gives them, in place of `ngrams`."""
-        if ngrams is not None:
-            if any(not 1 <= len(g) <= encoding.ngram_max for g in ngrams):
-                raise ValueError(f"every n-gram must have 1..{encoding.ngram_max} word ids")
-            codes = ngram_codes(ngrams, encoding.num_words)
         if (encoding.weighting == "log_count_idf") != (idf is not None):
             raise ValueError("idf weights go with weighting='log_count_idf', and only with it")
         if idf is not None and len(idf) != encoding.dim:
             raise ValueError(f"the encoding needs {encoding.dim} idf weights, got {len(idf)}")
+        if ngrams is not None and not isinstance(ngrams, FlatNGrams):
+            ngrams = FlatNGrams.of(ngrams)
         if encoding.features == "ngrams":
-            if codes is None or len(codes) != encoding.dim:
-                raise ValueError(f"the encoding needs {encoding.dim} n-grams, got {_len(codes)}")
-            codes = np.asarray(codes, np.int64)
-            if codes.min() < 0 or codes.max() >= _length_offset(
-                encoding.ngram_max + 1, encoding.num_words
+            if ngrams is None or len(ngrams) != encoding.dim:
+                raise ValueError(f"the encoding needs {encoding.dim} n-grams, got {_len(ngrams)}")
+            if ngrams.lengths.size and not (
+                ngrams.lengths.min() >= 1 and ngrams.lengths.max() <= encoding.ngram_max
             ):
                 raise ValueError(f"every n-gram must have 1..{encoding.ngram_max} word ids")
         self.encoding = encoding
         self.words = list(words)
-        # The n-grams are kept as one int64 code each (`ngram_codes`), not as tuples: a served
+        # The n-grams are kept as one int64 code each (`FlatNGrams.codes`), not as tuples: a served
         # vocabulary of 50,000 n-grams takes 0.4 MB instead of ~15.
-        self._codes = codes
+        self._codes = ngrams.codes(encoding.num_words) if ngrams is not None else None
         self.idf = np.asarray(idf, dtype=np.float32) if idf is not None else None
         # Words ranked beyond `num_words` are left out: they encode as out of vocabulary.
         self._ids = {
@@ -178,7 +172,7 @@ class TextEncoder:
         self._bytes: _ByteWords | None = None  # made by the first `word_ids_utf8`
         if self._codes is not None:
             codes = self._codes
-            # a sort, not np.unique: NumPy 2.4's unique hashes, 100 × slower on 1M codes
+            # a sort, not np.unique: NumPy 2.4's unique hashes, 50 × slower on 500,000 codes
             if (np.diff(np.sort(codes)) == 0).any():
                 raise ValueError("the n-gram vocabulary has duplicates")
             self._unigram_columns = np.full(encoding.num_words, -1, np.int64)
@@ -211,25 +205,25 @@ class TextEncoder:
 
     @classmethod
     def load(cls, encoding: TextEncoding, folder: Path) -> TextEncoder:
-        """Reads the vocabulary file that `save` wrote into a model folder: `words` (by rank),
-        for n-gram features `ngram_codes` (each n-gram's `ngram_codes` code) or, as files written
-        before them hold, `ngrams` (lists of word ids), and `idf` for log_count_idf."""
+        """Reads the vocabulary file that `save` wrote into a model folder (n-grams as one flat
+        list of word ids and each n-gram's length, or, as earlier versions wrote them, a list
+        per n-gram)."""
         vocabulary = json.loads((Path(folder) / encoding.vocabulary_file).read_text("utf-8"))
-        codes = vocabulary.get("ngram_codes")
-        return cls(
-            encoding,
-            vocabulary["words"],
-            vocabulary.get("ngrams"),
-            vocabulary.get("idf"),
-            codes=None if codes is None else np.array(codes, np.int64),
-        )
+        ngrams = vocabulary.get("ngrams")
+        if "ngram_ids" in vocabulary:
+            ngrams = FlatNGrams(
+                np.asarray(vocabulary["ngram_ids"], np.int64),
+                np.asarray(vocabulary["ngram_lengths"], np.int64),
+            )
+        return cls(encoding, vocabulary["words"], ngrams, vocabulary.get("idf"))
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / self.encoding.vocabulary_file
         vocabulary: dict[str, list] = {"words": self.words}
         if self._codes is not None:
-            # one integer per n-gram: a million n-grams read in 0.1 s, as lists in 1.5 s
-            vocabulary["ngram_codes"] = self._codes.tolist()
+            flat = FlatNGrams.of_codes(self._codes, self.encoding.num_words)
+            vocabulary["ngram_ids"] = flat.ids.tolist()
+            vocabulary["ngram_lengths"] = flat.lengths.tolist()
         if self.idf is not None:
             vocabulary["idf"] = self.idf.tolist()
         path.write_text(json.dumps(vocabulary, ensure_ascii=False), "utf-8")
@@ -544,18 +538,54 @@ def sequence_codes(ids: np.ndarray, n: int, num_words: int) -> np.ndarray:
     return codes
 
 
-def ngram_codes(ngrams: Sequence[Sequence[int]], num_words: int) -> np.ndarray:
-    """`sequence_codes` of whole n-grams, vectorised per n-gram length (vocabularies are large)."""
-    codes = np.empty(len(ngrams), dtype=np.int64)
-    lengths = np.fromiter(map(len, ngrams), dtype=np.int64, count=len(ngrams))
-    for n in np.unique(lengths):
-        where = np.flatnonzero(lengths == n)
-        digits = np.array([ngrams[i] for i in where], dtype=np.int64).reshape(len(where), n)
-        code = np.zeros(len(where), dtype=np.int64)
-        for k in range(n):
-            code = code * num_words + digits[:, k]
-        codes[where] = code + _length_offset(int(n), num_words)
-    return codes
+@dataclass(frozen=True)
+class FlatNGrams:
+    """N-grams as one flat array of word ids and the length of each: how a vocabulary file keeps
+    hundreds of thousands of them (JSON of a list per n-gram takes seconds to read, and a
+    transient gigabyte of Python objects)."""
+
+    ids: np.ndarray  # int64, the n-grams' word ids one after another
+    lengths: np.ndarray  # int64, one per n-gram
+
+    def __len__(self) -> int:
+        return self.lengths.size
+
+    @classmethod
+    def of(cls, ngrams: Sequence[Sequence[int]]) -> FlatNGrams:
+        lengths = np.fromiter(map(len, ngrams), dtype=np.int64, count=len(ngrams))
+        ids = np.fromiter(chain.from_iterable(ngrams), dtype=np.int64, count=int(lengths.sum()))
+        return cls(ids, lengths)
+
+    @classmethod
+    def of_codes(cls, codes: np.ndarray, num_words: int) -> FlatNGrams:
+        """`codes`' n-grams (`sequence_codes`), vectorised per length."""
+        lengths = np.ones(codes.size, np.int64)
+        while (
+            codes.size
+            and (longer := codes >= _length_offset(int(lengths.max()) + 1, num_words)).any()
+        ):
+            lengths[longer] += 1
+        ends = np.cumsum(lengths)
+        ids = np.empty(int(lengths.sum()), np.int64)
+        for n in np.unique(lengths):
+            where = np.flatnonzero(lengths == n)
+            rest = codes[where] - _length_offset(int(n), num_words)
+            for k in range(int(n) - 1, -1, -1):  # the last word id is the lowest digit
+                rest, ids[ends[where] - n + k] = np.divmod(rest, num_words)
+        return cls(ids, lengths)
+
+    def codes(self, num_words: int) -> np.ndarray:
+        """`sequence_codes` of whole n-grams, vectorised per length (vocabularies are large)."""
+        starts = np.cumsum(self.lengths) - self.lengths
+        codes = np.empty(len(self), dtype=np.int64)
+        for n in np.unique(self.lengths):
+            where = np.flatnonzero(self.lengths == n)
+            digits = self.ids[starts[where, None] + np.arange(n)]
+            code = np.zeros(len(where), dtype=np.int64)
+            for k in range(int(n)):
+                code = code * num_words + digits[:, k]
+            codes[where] = code + _length_offset(int(n), num_words)
+        return codes
 
 
 def _length_offset(n: int, num_words: int) -> int:

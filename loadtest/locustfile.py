@@ -248,7 +248,7 @@ class V1User(TensorUser):
                 raise WrongAnswerError(f"predictions are not 1 row of {self.width}")
             check_output_rows(self.model, predictions)
 
-        self.post(v1_path(self.model), v1_body(row), f"v1 {self.model}", check)
+        self.post(v1_path(self.model), v1_body(self.model, row), f"v1 {self.model}", check)
 
 
 class V2Boston(V2User):

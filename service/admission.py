@@ -4,7 +4,8 @@ memory is allocated, in one budget for every transport.
 A body's cost is counted by what it holds, not guessed from its size alone: a JSON number becomes a
 Python object, its list entry and its array entries (`NUMBER_BYTES`), a word id also its n-gram
 codes (`WORD_ID_BYTES`), a character of text its share of the words and ids made of it
-(`TEXT_CHAR_BYTES`); binary tensor data costs its size, its array and its copy in a batch. Commas
+(`TEXT_CHAR_BYTES`); binary tensor data costs its size, its array and its copy in a batch; a number
+sent to a sparse text model (an id, or its weight) also its entry in the batch (`ENTRY_BYTES`). Commas
 count the elements: one pass over the bytes, no parsing. The constants were
 measured with `python -m loadtest memory` (peak resident memory of one request of each
 kind, less the idle process).
@@ -30,6 +31,9 @@ from service.errors import BadInputError, Kind, ServiceError, UnavailableError
 NUMBER_BYTES = 48
 WORD_ID_BYTES = 64
 TEXT_CHAR_BYTES = 24
+ENTRY_BYTES = (
+    32  # an id sent to a sparse text model, also an entry (row, column, value) of its batch
+)
 BINARY_COPIES = 3  # the body, its array, the array's copy in a batch
 # A request that reserved at least this much trims the heap when the budget falls back to zero.
 TRIM_AFTER_BYTES = 16 * 1024 * 1024
@@ -42,6 +46,7 @@ class BodyKind(Enum):
     """What a route's JSON body holds, and so what it costs."""
 
     NUMBERS = "numbers"  # JSON tensors: V2, V1, houses
+    ENTRIES = "entries"  # JSON tensors of ids (and weights) for a sparse text model
     TEXTS = "texts"  # raw texts, or word ids (the typed text routes take either)
 
     def json_cost(self, length: int, commas: int) -> int:
@@ -49,6 +54,8 @@ class BodyKind(Enum):
         elements = commas + 1
         if self is BodyKind.NUMBERS:
             return length + elements * NUMBER_BYTES
+        if self is BodyKind.ENTRIES:
+            return length + elements * (NUMBER_BYTES + ENTRY_BYTES)
         return length + max(elements * WORD_ID_BYTES, length * TEXT_CHAR_BYTES)
 
 
@@ -56,7 +63,8 @@ def cost(kind: BodyKind, length: int, commas: int, binary_from: int | None = Non
     """What a body of `length` bytes costs, whose JSON (up to `binary_from`, where its binary
     tensor data begins, if it has any) holds `commas` commas."""
     json_length = length if binary_from is None else min(binary_from, length)
-    return kind.json_cost(json_length, commas) + (length - json_length) * BINARY_COPIES
+    copies = BINARY_COPIES + (ENTRY_BYTES // 4 if kind is BodyKind.ENTRIES else 0)  # per byte
+    return kind.json_cost(json_length, commas) + (length - json_length) * copies
 
 
 def worst_cost(kind: BodyKind, length: int, binary_from: int | None = None) -> int:

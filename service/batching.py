@@ -13,7 +13,9 @@ neither is computed. A full queue refuses new requests with `UnavailableError` (
 Retry-After).
 
 Raw texts (`TextRows`) are encoded when their batch runs, the texts of all its requests in one
-encoder call: batching merges the encoding, not only the inference.
+encoder call: batching merges the encoding, not only the inference. How the parts become one batch
+is the version's `merge`: dense rows (`assemble`), or a sparse text model's entries
+(`SparseRows.concatenate`, padded to the batch's longest row when it runs).
 
 Where a call runs: a batch that this model ran in under `inline_below_ms` last time (per batch
 size, in powers of two) runs on the event loop; a slower or unmeasured one, or one with texts long
@@ -59,6 +61,7 @@ class TextRows:
 
 
 Rows = np.ndarray | SparseRows | TextRows | Tensors
+Batch = np.ndarray | SparseRows | Tensors  # what a model version runs: `merge`d parts
 
 
 def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
@@ -76,12 +79,8 @@ def encode_texts(parts: Sequence[Rows]) -> list[np.ndarray | SparseRows]:
     return out
 
 
-def assemble(
-    parts: Sequence[np.ndarray | SparseRows | Tensors], dtype: np.dtype
-) -> np.ndarray | Tensors:
-    """One batch of the parts' rows, in order: dense rows, or the tensors of every part."""
-    if isinstance(parts[0], Tensors):
-        return Tensors.concatenate(parts)
+def assemble(parts: Sequence[np.ndarray | SparseRows], dtype: np.dtype) -> np.ndarray:
+    """One batch of the parts' rows, in order, as dense rows of `dtype`."""
     if all(isinstance(p, np.ndarray) for p in parts):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     first = parts[0]
@@ -118,8 +117,8 @@ class _Request:
 class Batcher:
     def __init__(
         self,
-        run: Callable[[np.ndarray], np.ndarray],
-        dtype: np.dtype,
+        run: Callable[[Batch], np.ndarray | Tensors],
+        merge: Callable[[list[np.ndarray | SparseRows | Tensors]], Batch],
         settings: Batching,
         executor: Executor,
         on_batch: Callable[[int, float, list[float]], None] = lambda rows, seconds, waited: None,
@@ -128,7 +127,7 @@ class Batcher:
         span_attributes: dict[str, str] | None = None,
     ):
         self._run = run
-        self._dtype = dtype
+        self._merge = merge
         self.settings = settings
         self._executor = executor
         self._on_batch = on_batch
@@ -236,7 +235,7 @@ class Batcher:
         if any(isinstance(p, TextRows) for p in parts):
             parts = encode_texts(parts)
             encoded = time.monotonic()
-        out = self._run(assemble(parts, self._dtype))
+        out = self._run(self._merge(parts))
         return out, started, encoded, time.monotonic(), time.thread_time() - cpu
 
     async def _work(self) -> None:

@@ -57,7 +57,7 @@ from service.heap import settle_heap, trim
 from service.metrics import Metrics
 from service.registry import LoadedModel, Registry
 from service.settings import Settings, available_cpus
-from service.tensors import Tensors
+from service.tensors import Tensors, sparse_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -337,11 +337,29 @@ class DataPlane:
         return await model.batcher.submit(rows, call.deadline)
 
     async def infer_tensors(
-        self, call: Call, model: LoadedModel, inputs: dict[str, np.ndarray]
+        self,
+        call: Call,
+        model: LoadedModel,
+        inputs: dict[str, np.ndarray],
+        fields: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every output of a model of named tensors (`LoadedModel.takes_rows` false), for inputs
-        the transport checked against its config (`service.inference`). Requests to a model
-        that batches are merged along the first dimension, which all its inputs share."""
+        the transport checked against its config (`service.inference`); `fields`: where the
+        request holds each input, for errors. Requests to a model that batches are merged along
+        the first dimension, which all its inputs share; a sparse text model's rows are merged
+        as entries, whatever each request's padding."""
+        if model.sparse:
+            fields = fields or {name: f"inputs.{name}" for name in inputs}
+            ids = inputs["ids"]
+            self.check_rows(len(ids), fields["ids"])
+            if ids.size > self.settings.max_sparse_entries:
+                raise BadInputError(
+                    f"{ids.size} ids exceed the limit of {self.settings.max_sparse_entries}",
+                    fields["ids"],
+                )
+            rows = sparse_rows(inputs, model.row_size, fields)
+            output = await model.batcher.submit(rows, call.deadline)
+            return {model.output_names[0]: output}
         batched = model.batchable
         if batched:
             sizes = {array.shape[0] for array in inputs.values()}
@@ -362,7 +380,7 @@ class DataPlane:
         self._check_items(texts, field, "characters")
 
         def encode(batch_texts: list[str]) -> SparseRows:
-            return self._sparse(model, encoder.word_ids_batch(batch_texts))
+            return encoder.sparse_rows(encoder.word_ids_batch(batch_texts))
 
         offload = sum(map(len, texts)) * ENCODING_COST > self.settings.offload_above_bytes
         return await model.batcher.submit(TextRows(texts, encode, offload), call.deadline)
@@ -372,15 +390,15 @@ class DataPlane:
     ) -> np.ndarray:
         """Output rows for texts already encoded as word ids; ids beyond the model's vocabulary
         count as out of vocabulary."""
-        encoding = self._encoder(model).encoding
+        encoder = self._encoder(model)
         self._check_items(sequences, field, "word ids")
-        oov, limit = encoding.oov_id, encoding.num_words
+        oov, limit = encoder.encoding.oov_id, encoder.encoding.num_words
         with tracing.span(self.tracer, "encode"):
             try:
                 ids = WordIds.from_sequences(sequences)
             except OverflowError:  # ids beyond int64: out of vocabulary all the same
                 ids = WordIds.from_sequences([[min(i, limit) for i in s] for s in sequences])
-            rows = self._sparse(model, ids.capped(limit, oov))
+            rows = encoder.sparse_rows(ids.capped(limit, oov))
         return await model.batcher.submit(rows, call.deadline)
 
     def _check_items(self, items: Sequence[Sequence], field: str, unit: str) -> None:
@@ -398,11 +416,6 @@ class DataPlane:
         if model.encoder is None:
             raise BadInputError(f"model '{model.name}' does not take text", "model")
         return model.encoder
-
-    @staticmethod
-    def _sparse(model: LoadedModel, sequences: WordIds) -> SparseRows:
-        rows, columns, values = model.encoder.coordinates(sequences)
-        return SparseRows(rows, columns, values, (len(sequences), model.row_size))
 
 
 def deadline_error(call: Call) -> ServiceError:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from opentelemetry.trace import Tracer
@@ -26,9 +28,10 @@ from contract.config import (
     read_config,
 )
 from contract.numbers import VERSION_RULE, read_version
+from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
 from service import tracing
-from service.batching import Batcher
+from service.batching import Batcher, assemble
 from service.errors import BadInputError, Kind, NotFoundError, ServiceError
 from service.heap import settle_heap
 from service.metrics import Metrics
@@ -40,6 +43,21 @@ log = logging.getLogger(__name__)
 
 
 ROW_DATATYPES = ("FP32", "FP64", "INT32", "INT64")
+
+
+def is_sparse_text(config: ModelConfig) -> bool:
+    """Whether a model takes texts as each row's n-gram ids (and weights): its requests' rows are
+    merged as entries (`SparseRows`), never as dense rows."""
+    return isinstance(config.encoding, TextEncoding) and config.encoding.form == "sparse"
+
+
+def _runner(config: ModelConfig, runtime: OnnxRuntime) -> tuple[Callable, Callable]:
+    """How a version runs a batch, and how its requests' parts are merged into one."""
+    if is_sparse_text(config):
+        return runtime.run_sparse, SparseRows.concatenate
+    if takes_rows(config):
+        return runtime.run, partial(assemble, dtype=runtime.dtype)
+    return lambda batch: Tensors(runtime.run_tensors(batch.arrays)), Tensors.concatenate
 
 
 def takes_rows(config: ModelConfig) -> bool:
@@ -67,6 +85,7 @@ class LoadedModel:
     leases: int = 0
     # Read by every request: decided once.
     takes_rows: bool = field(init=False)
+    sparse: bool = field(init=False)  # a sparse text model (`is_sparse_text`)
     batchable: bool = field(init=False)
     input_specs: dict[str, TensorSpec] = field(init=False, repr=False)
     input_names: list[str] = field(init=False, repr=False)
@@ -83,10 +102,14 @@ class LoadedModel:
 
     @property
     def row_size(self) -> int:
+        """Columns of an input row (a text model's: its encoding's, whatever its form)."""
+        if isinstance(self.config.encoding, TextEncoding):
+            return self.config.encoding.dim
         return self.config.inputs[0].shape[-1]
 
     def __post_init__(self) -> None:
         self.takes_rows = takes_rows(self.config)
+        self.sparse = is_sparse_text(self.config)
         self.batchable = self.config.batchable
         self.input_specs = {spec.name: spec for spec in self.config.inputs}
         self.input_names = list(self.input_specs)
@@ -241,10 +264,7 @@ class Registry:
         if not config.batchable:
             batching = batching.model_copy(update={"enabled": False})
         batcher = Batcher(
-            runtime.run
-            if takes_rows(config)
-            else lambda batch: Tensors(runtime.run_tensors(batch.arrays)),
-            runtime.dtype,
+            *_runner(config, runtime),
             batching,
             self._executor,
             on_batch=version_metrics.batch,

@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     )
     max_batch_rows: int = Field(1024, ge=1, description="rows one request may carry")
     max_text_chars: int = Field(100_000, ge=1, description="characters one text may have")
+    max_sparse_entries: int = Field(
+        1 << 18,
+        ge=1,
+        description="ids one request may send to a sparse text model (its rows' n-grams, all "
+        "rows together): each becomes an entry of the batch, which its body's size does not "
+        "bound in memory (JSON writes an id in two bytes)",
+    )
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
     grpc_port: int = Field(

@@ -5,9 +5,10 @@
 Each model's newest version is opened as the service opens it (`service.registry.Registry._open`:
 `service.runtime.OnnxRuntime` with the service's session options, providers and threads from
 `service.settings.Settings`), then called sequentially for `--duration` seconds over the benchmark's
-rows: "run" on the V2 rows (text pre-encoded), and for text models "encode + run", the encoding of
-one raw text (`TextEncoder.encode`) plus the run, which bounds the typed endpoint. Prints one JSON
-object per line. The benchmark runs it as a process of its own, so CPU and memory are its own.
+rows, each as the service runs it (`runner`): "run" on the V2 rows (text pre-encoded), and for text
+models "encode + run", the encoding of one raw text (its encoder's) plus the run, which bounds the
+typed endpoint. Prints one JSON object per line. The benchmark runs it as a process of its own, so
+CPU and memory are its own.
 """
 
 from __future__ import annotations
@@ -18,13 +19,24 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import psutil
 
 from contract.config import ONNX_FILE, read_config
-from loadtest.harness.payloads import MODELS, SAMPLES, encoder, is_text_model, model_config, rows
+from contract.sparse import SparseRows
+from loadtest.harness.payloads import (
+    MODELS,
+    SAMPLES,
+    Row,
+    is_sparse,
+    is_text_model,
+    model_config,
+    rows,
+    text_rows,
+)
 from service.runtime import OnnxRuntime
 from service.settings import Settings
 
@@ -55,6 +67,14 @@ def time_calls(call: Callable[[int], object], count: int, duration: float) -> di
     }
 
 
+def runner(runtime: OnnxRuntime, name: str, batch: Sequence[Row]) -> Callable[[], np.ndarray]:
+    """A run of the newest version on a batch of rows as the service's batcher runs it: dense rows
+    as one array; a sparse version's entries, padded to the longest row (`run_sparse`)."""
+    if is_sparse(name):
+        return partial(runtime.run_sparse, SparseRows.concatenate(batch))
+    return partial(runtime.run, np.asarray(batch, runtime.dtype))
+
+
 def measure(name: str, duration: float, warmup: float) -> list[dict]:
     settings = Settings()
     folder = MODELS / name / str(model_config(name)["version"])
@@ -64,11 +84,14 @@ def measure(name: str, duration: float, warmup: float) -> list[dict]:
         settings.intra_op_threads,
         settings.require_providers,
     ).bind(read_config(folder))
-    batches = [np.asarray([row], dtype=runtime.dtype) for row in rows(name)]
-    kinds = {"run": (lambda i: runtime.run(batches[i]), len(batches))}
+    runs = [runner(runtime, name, [row]) for row in rows(name)]
+    kinds = {"run": (lambda i: runs[i](), len(runs))}
     if is_text_model(name):
-        texts, encode = [s["text"] for s in SAMPLES[name]], encoder(name).encode
-        kinds["encode + run"] = (lambda i: runtime.run(encode([texts[i]])), len(texts))
+        texts = [s["text"] for s in SAMPLES[name]]
+        kinds["encode + run"] = (
+            lambda i: runner(runtime, name, text_rows(name, [texts[i]]))(),
+            len(texts),
+        )
     results = []
     for kind, (call, count) in kinds.items():
         if warmup > 0:

@@ -4,9 +4,11 @@
 
 A route per model and endpoint on the service's paths, taking the same bodies, so that the same
 wrk scripts drive both: typed (`/api/boston`, `/api/imdb`: houses, raw reviews encoded with the
-model's own encoder) and V2 JSON (`/v2/models/<name>[/versions/<v>]/infer`). Each body is a
-pydantic model; each request runs the model's onnxruntime session (default options) on its own
-rows in a plain `def` endpoint (FastAPI's thread pool). No batching, no metrics, no limits.
+model's own encoder, as its newest version takes them: dense rows, or ids (and weights) padded to
+the longest review) and V2 JSON (`/v2/models/<name>[/versions/<v>]/infer`: each input tensor
+of the body fed by its name). Each body is a pydantic model; each request runs the model's
+onnxruntime session (default options) on its own rows in a plain `def` endpoint (FastAPI's
+thread pool). No batching, no metrics, no limits.
 """
 
 import numpy as np
@@ -14,8 +16,9 @@ import onnxruntime
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
+from contract.config import NUMPY_OF_DATATYPE
 from loadtest.baselines.server import new_app, serve_models
-from loadtest.harness.payloads import MODELS, encoder, model_config
+from loadtest.harness.payloads import MODELS, model_config, tensors, text_rows
 
 
 class Reviews(BaseModel):
@@ -40,12 +43,15 @@ def session(name: str) -> onnxruntime.InferenceSession:
 
 def add_v2(app: FastAPI, name: str, model: onnxruntime.InferenceSession) -> None:
     version = str(model_config(name)["version"])
-    input_name = model.get_inputs()[0].name
 
     def infer(request: InferRequest) -> dict:
-        tensor = request.inputs[0]
-        batch = np.asarray(tensor.data, np.float32).reshape(tensor.shape)
-        outputs = model.run(None, {input_name: batch})
+        feeds = {
+            tensor.name: np.asarray(tensor.data, NUMPY_OF_DATATYPE[tensor.datatype]).reshape(
+                tensor.shape
+            )
+            for tensor in request.inputs
+        }
+        outputs = model.run(None, feeds)
         return {
             "model_name": name,
             "model_version": version,
@@ -79,12 +85,11 @@ def add_boston(app: FastAPI, model: onnxruntime.InferenceSession) -> None:
 def add_imdb(app: FastAPI, model: onnxruntime.InferenceSession) -> None:
     config = model_config("imdb")
     negative, positive = config["labels"]
-    input_name, encode = model.get_inputs()[0].name, encoder("imdb").encode
 
     def imdb(request: Reviews) -> dict:
-        rows = np.asarray(encode(request.reviews), np.float32)
+        feeds = tensors("imdb", text_rows("imdb", request.reviews))
         predictions = []
-        for p in model.run(None, {input_name: rows})[0][:, 0].tolist():
+        for p in model.run(None, feeds)[0][:, 0].tolist():
             label = positive if p > 0.5 else negative
             scores = {negative: 1 - p, positive: p}
             predictions.append({"label": label, "probability": scores[label], "scores": scores})

@@ -267,8 +267,8 @@ def soak_lines(result: SoakResult | None) -> list[str]:
 
 
 SERIES_PROSE = [
-    "- **service, batching off / on**: `python -m service` on the committed models with its "
-    "default settings, started twice: batching off "
+    "- **service, batching off / on**: `python -m service` on the committed models (or "
+    "$LOADTEST_MODELS) with its default settings, started twice: batching off "
     "(`SERVICE_DEFAULT_BATCHING='{\"enabled\": false}'`) and on (the default: up to 64 rows, "
     "merging what queued while the last batch ran). With batching on also: V2 binary tensors "
     "(the binary tensor data extension, binary outputs, `loadtest/wrk_binary.lua`) and Boston "
@@ -313,9 +313,11 @@ def report(results: Results) -> str:
         "Every HTTP server gets the same requests from the same client: the bodies of "
         "`loadtest/harness/payloads.py` (which the locust scenarios send too), built from "
         "`loadtest/samples.json` (102 Boston houses, 50 IMDB reviews) and sent in turn. A typed "
-        "request carries one house or one raw review, a V2 request one row (IMDB: the review's "
-        "50,000-wide multi-hot row, made with the model's own encoder); \"V2 JSON, 32 rows\" "
-        f"carries {ROWS_PER_BATCH_BODY} Boston rows on the unversioned V2 path.",
+        "request carries one house or one raw review, a V2 request one row as the model's newest "
+        "version takes it, made with the model's own encoder (IMDB: the review's multi-hot row, "
+        "as wide as the vocabulary; for a version of the sparse form, the ids of the review's "
+        f"n-grams); \"V2 JSON, 32 rows\" carries {ROWS_PER_BATCH_BODY} Boston rows on the "
+        "unversioned V2 path.",
         "",
         *SERIES_PROSE,
         "",

@@ -1,7 +1,8 @@
 """The servers the load tests start, each in its own process on a loopback port: the service (this
 checkout's or another's) and the baselines of `loadtest/baselines/`; a free port, start-up until
-`/v2/health/ready` answers 200, and a SIGTERM stop. Only the standard library, so it runs wherever
-the load tests run."""
+`/v2/health/ready` answers 200, and a SIGTERM stop. The service serves the model repository that
+the payloads are built for (`MODELS`). Only the standard library, so it runs wherever the load
+tests run."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# The model repository of the load tests: the service's, and the one whose newest versions the
+# payloads are built for (`loadtest.harness.payloads`).
+MODELS = Path(os.environ.get("LOADTEST_MODELS", REPO / "models"))
 READY_PATH = "/v2/health/ready"
 NO_BATCHING = {"SERVICE_DEFAULT_BATCHING": '{"enabled": false}'}
 
@@ -103,11 +107,12 @@ def start_service(
     timeout: float = 60,
     checkout: Path = REPO,
 ) -> tuple[subprocess.Popen, str]:
-    """`python -m service` on the committed models and a free loopback port (gRPC on another,
-    unless `settings` names SERVICE_GRPC_PORT), with its default settings but for `settings`
-    (SERVICE_* variables); its code from `checkout` (another revision, for a before/after
-    comparison), with that checkout's models where it has them (the same graphs, their configs
-    as that revision reads them), else this one's."""
+    """`python -m service` on the load tests' models (`MODELS`: the committed ones unless
+    $LOADTEST_MODELS names others) and a free loopback port (gRPC on another, unless `settings`
+    names SERVICE_GRPC_PORT), with its default settings but for `settings` (SERVICE_* variables);
+    its code from `checkout` (another revision, for a before/after comparison), with that
+    checkout's models where it has them (the same graphs, their configs as that revision reads
+    them), else `MODELS`."""
     port = free_port()
     env = service_environment(
         {
@@ -116,7 +121,9 @@ def start_service(
             "SERVICE_HOST": "127.0.0.1",
             "SERVICE_PORT": str(port),
             "SERVICE_MODEL_REPOSITORY": str(
-                checkout / "models" if (checkout / "models").is_dir() else REPO / "models"
+                checkout / "models"
+                if checkout != REPO and (checkout / "models").is_dir()
+                else MODELS
             ),
         },
         checkout,

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from contract.config import NUMPY_OF_DATATYPE
 from loadtest.harness.payloads import (
     TYPED_PATHS,
-    model_config,
+    datatypes,
     rows,
+    tensors,
     typed_bodies,
     v2_batch_body,
     v2_bodies,
@@ -97,19 +97,22 @@ def batch_bodies(name: str, size: int = ROWS_PER_BATCH_BODY) -> list[dict]:
 
 def binary_workload(name: str, folder: Path) -> Workload:
     """V2 requests in the binary tensor data extension with binary outputs: a file per sample row,
-    the JSON header then the row's float32 bytes; the header's length ends the file name, where
-    wrk_binary.lua reads it."""
-    spec = model_config(name)["inputs"][0]
+    the JSON header then the bytes of the row's tensors (`tensors`: a dense row in its input's
+    datatype; a sparse row's INT64 ids and FP32 weights); the header's length ends the file name,
+    where wrk_binary.lua reads it."""
+    datatype_of = datatypes(name)
     files = []
     for i, row in enumerate(rows(name)):
-        raw = np.asarray([row], np.float32).tobytes()
+        arrays = {key: array.astype(NUMPY_OF_DATATYPE[datatype_of[key]])
+                  for key, array in tensors(name, [row]).items()}  # fmt: skip
         header = json.dumps({
-            "inputs": [{"name": spec["name"], "shape": [1, len(row)], "datatype": "FP32",
-                        "parameters": {"binary_data_size": len(raw)}}],
+            "inputs": [{"name": key, "shape": list(array.shape), "datatype": datatype_of[key],
+                        "parameters": {"binary_data_size": array.nbytes}}
+                       for key, array in arrays.items()],
             "parameters": {"binary_data_output": True},
         }).encode()  # fmt: skip
         path = folder / f"{name}-{i}-{len(header)}.bin"
-        path.write_bytes(header + raw)
+        path.write_bytes(header + b"".join(array.tobytes() for array in arrays.values()))
         files.append(path)
     header_length = files[0].name.rsplit("-", 1)[1].removesuffix(".bin")
     headers = {"Content-Type": "application/octet-stream",

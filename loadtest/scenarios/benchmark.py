@@ -7,10 +7,10 @@ compute limit, with one load generator (wrk) and the same payloads, in one comma
                                  [--out reports]
 
 The series (servers), each started in turn and measured at every point of its plan:
-- off, on: the service (`python -m service`, the committed models, default settings) with
-  batching off and on: typed and V2 JSON at every concurrency, V2 JSON with 32 rows per request at
-  c ≥ 8; with batching on also, at c=8, V2 binary tensors and Boston over gRPC beside REST V2 JSON
-  (both by the asyncio generator of `loadtest/harness/generator.py`);
+- off, on: the service (`python -m service`, the committed models or $LOADTEST_MODELS, default
+  settings) with batching off and on: typed and V2 JSON at every concurrency, V2 JSON with 32 rows
+  per request at c ≥ 8; with batching on also, at c=8, V2 binary tensors and Boston over gRPC beside
+  REST V2 JSON (both by the asyncio generator of `loadtest/harness/generator.py`);
 - workers2: the service with SERVICE_WORKERS=2, Boston V2 JSON at c ≥ 8, then GET /metrics;
 - floor (`loadtest/baselines/floor.py`: the points of both services above but the workers', its
   gRPC method for the gRPC point), plain (`loadtest/baselines/plain_fastapi.py`) and naive

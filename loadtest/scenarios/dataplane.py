@@ -6,9 +6,11 @@ service in the same run (before/after in one report).
     python -m loadtest dataplane [--before DIR] [--rounds 3] [--duration 10]
                                            [--out reports/dataplane]
 
-Each measurement starts a fresh `python -m service` on the committed models with its default
-settings, so each checkout is measured with its own limits: a "maximum-size body" is the largest
-its SERVICE_MAX_BODY_BYTES allows (capped by SERVICE_MAX_BATCH_ROWS and SERVICE_MAX_TEXT_CHARS).
+Each measurement starts a fresh `python -m service` on the load tests' models ($LOADTEST_MODELS,
+default the committed ones) with its default settings, so each checkout is measured with its own
+limits: a "maximum-size body" is the largest its SERVICE_MAX_BODY_BYTES allows (capped by
+SERVICE_MAX_BATCH_ROWS and SERVICE_MAX_TEXT_CHARS); IMDB's V2 tensors are its newest version's
+inputs (a dense version's rows, a sparse one's ids and weights, `payloads.row_width` a row).
 Peak memory is the server's VmHWM (the kernel's high-water mark of its resident memory). The
 throughput runs alternate between the checkouts, `--rounds` times each, and the median is kept.
 Writes <out>.md and <out>.json.
@@ -28,13 +30,20 @@ from pathlib import Path
 import httpx
 import psutil
 
-from loadtest.harness.payloads import model_config, typed_bodies
+from loadtest.harness.payloads import (
+    datatypes,
+    largest_rows,
+    model_config,
+    row_width,
+    typed_bodies,
+)
 from loadtest.harness.report import machine_lines, provenance, service_code, table
 from loadtest.harness.servers import REPO, service_environment, start_service, stop_server
 from loadtest.harness.wrk import median_of, warm_run, write_workloads
 
 CONCURRENT_BODIES = 4
-IMDB_WIDTH = 50_000  # imdb v2's input row
+# What fills IMDB's V2 tensors, by datatype: a weight or a dense row's number, and an id
+FILLER = {"FP32": 0.5, "INT64": 1}
 PROBE_INTERVAL_S = 0.005
 
 
@@ -54,10 +63,13 @@ def service_limits(checkout: Path) -> dict[str, int]:
 def largest_bodies(limits: dict[str, int]) -> dict[str, tuple[str, bytes]]:
     """Path and body of the largest legal request of each kind."""
     room = limits["body"] - 1024  # the JSON around the data
-    rows = min(limits["rows"], room // (IMDB_WIDTH * 4))  # "0.5," per number
-    imdb_input, boston_input = (model_config(n)["inputs"][0]["name"] for n in ("imdb", "boston"))
-    imdb_v2 = {"inputs": [{"name": imdb_input, "shape": [rows, IMDB_WIDTH], "datatype": "FP32",
-                           "data": [0.5] * (rows * IMDB_WIDTH)}]}  # fmt: skip
+    imdb_inputs, width = datatypes("imdb"), row_width("imdb")
+    row_bytes = width * sum(len(f"{FILLER[d]},") for d in imdb_inputs.values())
+    rows = largest_rows("imdb", min(limits["rows"], room // row_bytes))
+    imdb_v2 = {"inputs": [{"name": name, "shape": [rows, width], "datatype": datatype,
+                           "data": [FILLER[datatype]] * (rows * width)}
+                          for name, datatype in imdb_inputs.items()]}  # fmt: skip
+    boston_input = model_config("boston")["inputs"][0]["name"]
     review = (typed_bodies("imdb")[0]["reviews"][0] + " ") * (limits["chars"] // 200)
     review = review[: limits["chars"]]
     texts = min(limits["rows"], room // (len(review) + 4))

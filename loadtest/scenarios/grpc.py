@@ -4,14 +4,15 @@ with the same kind of client, side by side from one service.
     python -m loadtest grpc [--concurrency 16] [--duration 10] [--rounds 3]
                                       [--out reports/grpc_benchmark]
 
-It starts `python -m service` (the committed models, default settings, HTTP and gRPC on free
-loopback ports), then alternates the two protocols `--rounds` times. Each run is a load generator
-in its own process, a Python asyncio loop with `--concurrency` clients each sending one-house
-Boston requests back to back for `--duration` seconds: `grpc.aio` on one channel (raw tensor
-contents, as tritonclient sends) against `aiohttp` on a keep-alive pool (a JSON body, as
-tritonclient.http sends). Both send a request built once and decode every answer. The median
-round of each protocol is kept. Writes <out>.md and <out>.json. The generator is
-`loadtest/harness/generator.py`; the benchmark (`loadtest/scenarios/benchmark.py`) runs it for its gRPC point.
+It starts `python -m service` (the committed models or $LOADTEST_MODELS, default settings, HTTP and
+gRPC on free loopback ports), then alternates the two protocols `--rounds` times. Each run is a load
+generator in its own process, a Python asyncio loop with `--concurrency` clients each sending
+one-house Boston requests back to back for `--duration` seconds: `grpc.aio` on one channel (raw
+tensor contents, as tritonclient sends) against `aiohttp` on a keep-alive pool (a JSON body, as
+tritonclient.http sends). Both send a request built once and decode every answer. The median round
+of each protocol is kept. Writes <out>.md and <out>.json. The generator is
+`loadtest/harness/generator.py`; the benchmark (`loadtest/scenarios/benchmark.py`) runs it for its
+gRPC point.
 """
 
 from __future__ import annotations

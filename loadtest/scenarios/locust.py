@@ -3,13 +3,14 @@
     python -m loadtest locust --start-service [--users 13] [--spawn-rate 13] [--run-time 30s]
     python -m loadtest locust --host http://127.0.0.1:8000 --classes TypedImdb V2Boston
 
-With `--start-service` it starts `python -m service` (the committed models) on a free loopback
-port, waits until it is ready, and stops it with SIGTERM afterwards. Locust runs in its own process
-(`python -m locust -f loadtest/locustfile.py --headless ...`); its CSV files (`locust_stats.csv`,
-`locust_failures.csv`, ...), HTML report (`locust.html`) and, with `--start-service`, the service's
-log go to `--reports`, with `summary.json`, the final stats per request name (the CSV files are
-locust's periodic snapshot, up to a second old). No class names: all classes, the mixed scenario. Exit status: locust's
-(1 when any request failed), or 1 when the stats show a failure or no request at all.
+With `--start-service` it starts `python -m service` (the committed models, or $LOADTEST_MODELS: the
+repository the bodies are built for) on a free loopback port, waits until it is ready, and stops it
+with SIGTERM afterwards. Locust runs in its own process (`python -m locust -f loadtest/locustfile.py
+--headless ...`); its CSV files (`locust_stats.csv`, `locust_failures.csv`, ...), HTML report
+(`locust.html`) and, with `--start-service`, the service's log go to `--reports`, with
+`summary.json`, the final stats per request name (the CSV files are locust's periodic snapshot, up
+to a second old). No class names: all classes, the mixed scenario. Exit status: locust's (1 when any
+request failed), or 1 when the stats show a failure or no request at all.
 """
 
 from __future__ import annotations

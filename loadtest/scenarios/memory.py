@@ -7,6 +7,10 @@ worker process while they are answered, then its resident memory once they are.
 
 The report is Markdown, with its numbers also as JSON beside it (memory.json).
 
+The tensor requests go to IMDB's newest version ($LOADTEST_MODELS), in its inputs: a dense
+version's rows of its width, a sparse one's ids (and weights), `SPARSE_ROW_WIDTH` a row
+(`loadtest.harness.payloads.row_width`), all zeros.
+
 The peak is the kernel's own count (`/proc/PID/status`), reset before each point (`clear_refs`,
 needs the right to write to the process's /proc files: the same user, or root). A point's answers
 are counted by status: a request the service admitted is answered 200 or a documented error,
@@ -29,10 +33,15 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from contract.config import NUMPY_OF_DATATYPE
+from loadtest.harness.payloads import datatypes, largest_rows, row_width
 from loadtest.harness.servers import REPO, free_port, running, start_service
 
 MAX_BODY = 8 * 1024 * 1024  # the service's default SERVICE_MAX_BODY_BYTES
-IMDB_WIDTH = 50_000  # IMDB v2's input: [n, 50000] FP32
+IMDB_INPUTS = datatypes("imdb")  # the newest version's: name → V2 datatype
+IMDB_WIDTH = row_width("imdb")  # the numbers in a row of each input
+# The bytes of one row of every input, raw (binary, gRPC)
+IMDB_ROW_BYTES = IMDB_WIDTH * sum(NUMPY_OF_DATATYPE[d].itemsize for d in IMDB_INPUTS.values())
 TEXT_CHARS = 100_000  # the default SERVICE_MAX_TEXT_CHARS
 HEADER_FLOOD = 10 * 1024 * 1024
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -43,16 +52,22 @@ SETTINGS = {"SERVICE_REQUEST_TIMEOUT_S": "600", "SERVICE_HEADER_TIMEOUT_S": "10"
 
 def _json_tensor_body(rows: int) -> bytes:
     data = ",".join(["0"] * (rows * IMDB_WIDTH))
-    tensor = f'"name":"encoded_text","shape":[{rows},{IMDB_WIDTH}],"datatype":"FP32"'
-    return f'{{"inputs":[{{{tensor},"data":[{data}]}}]}}'.encode()
+    tensors = ",".join(
+        f'{{"name":"{name}","shape":[{rows},{IMDB_WIDTH}],"datatype":"{datatype}","data":[{data}]}}'
+        for name, datatype in IMDB_INPUTS.items()
+    )
+    return f'{{"inputs":[{tensors}]}}'.encode()
 
 
 def _binary_tensor_body(rows: int) -> tuple[bytes, int]:
-    header = json.dumps({"inputs": [{
-        "name": "encoded_text", "shape": [rows, IMDB_WIDTH], "datatype": "FP32",
-        "parameters": {"binary_data_size": rows * IMDB_WIDTH * 4},
-    }]}).encode()  # fmt: skip
-    return header + np.zeros((rows, IMDB_WIDTH), "<f4").tobytes(), len(header)
+    arrays = {name: np.zeros((rows, IMDB_WIDTH), NUMPY_OF_DATATYPE[datatype])
+              for name, datatype in IMDB_INPUTS.items()}  # fmt: skip
+    header = json.dumps({"inputs": [
+        {"name": name, "shape": [rows, IMDB_WIDTH], "datatype": IMDB_INPUTS[name],
+         "parameters": {"binary_data_size": array.nbytes}}
+        for name, array in arrays.items()
+    ]}).encode()  # fmt: skip
+    return header + b"".join(a.tobytes() for a in arrays.values()), len(header)
 
 
 def _http(path: str, body: bytes, **headers: str) -> bytes:
@@ -65,8 +80,8 @@ def _http(path: str, body: bytes, **headers: str) -> bytes:
 
 def http_requests() -> dict[str, bytes]:
     """The largest legal request of each REST kind, as bytes on the wire."""
-    json_rows = MAX_BODY // (2 * IMDB_WIDTH) - 1  # "0," per element, under the body limit
-    binary_rows = MAX_BODY // (4 * IMDB_WIDTH) - 1
+    json_rows = largest_rows("imdb", MAX_BODY // (2 * IMDB_WIDTH * len(IMDB_INPUTS)) - 1)  # "0,"
+    binary_rows = largest_rows("imdb", MAX_BODY // IMDB_ROW_BYTES - 1)
     v2_json = _json_tensor_body(json_rows)
     v2_binary, header_length = _binary_tensor_body(binary_rows)
     binary_headers = {"inference-header-content-length": str(header_length)}
@@ -75,6 +90,9 @@ def http_requests() -> dict[str, bytes]:
     sequence = ",".join(["7"] * (TEXT_CHARS - 1))
     word_ids = f'{{"word_ids":[{",".join([f"[{sequence}]"] * 41)}]}}'.encode()
     row = "[" + ",".join(["0"] * IMDB_WIDTH) + "]"
+    # TensorFlow Serving's instances: one input's row itself, several inputs' as an object
+    if len(IMDB_INPUTS) > 1:
+        row = "{" + ",".join(f'"{name}":{row}' for name in IMDB_INPUTS) + "}"
     v1 = f'{{"instances":[{",".join([row] * json_rows)}]}}'.encode()
     return {
         "v2-json": _http("/v2/models/imdb/infer", v2_json),
@@ -98,14 +116,16 @@ def grpc_requests() -> dict[str, bytes]:
     """The largest legal ModelInfer messages, serialized (sent as they are, no client parsing)."""
     from service.api.grpc.messages import messages
 
-    rows = MAX_BODY // (4 * IMDB_WIDTH) - 1
+    rows = largest_rows("imdb", MAX_BODY // IMDB_ROW_BYTES - 1)
     shape = [rows, IMDB_WIDTH]
     raw = messages.ModelInferRequest(model_name="imdb")
-    raw.inputs.add(name="encoded_text", datatype="FP32", shape=shape)
-    raw.raw_input_contents.append(np.zeros(shape, "<f4").tobytes())
     typed = messages.ModelInferRequest(model_name="imdb")
-    tensor = typed.inputs.add(name="encoded_text", datatype="FP32", shape=shape)
-    tensor.contents.fp32_contents.extend(np.zeros(rows * IMDB_WIDTH, "<f4"))
+    for name, datatype in IMDB_INPUTS.items():
+        zeros = np.zeros(shape, NUMPY_OF_DATATYPE[datatype])
+        raw.inputs.add(name=name, datatype=datatype, shape=shape)
+        raw.raw_input_contents.append(zeros.tobytes())
+        tensor = typed.inputs.add(name=name, datatype=datatype, shape=shape)
+        getattr(tensor.contents, f"{datatype.lower()}_contents").extend(zeros.ravel())
     return {"grpc-raw": raw.SerializeToString(), "grpc-typed": typed.SerializeToString()}
 
 

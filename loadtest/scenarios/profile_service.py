@@ -3,10 +3,10 @@
     python -m loadtest profile_service [--endpoint boston-v2] [--concurrency 8] [--seconds 10]
                                        [--batching on|off] [--out reports/profile]
 
-Starts `python -m service` (the committed models, default settings) on loopback, warms it up,
-then runs `wrk -t1 -c<C>` with the benchmark's bodies (`loadtest/harness/payloads.py`) while
-`py-spy record` samples the server's threads (idle ones left out). Each sample is put in the group
-of the innermost frame that belongs to one (inference, text encoding, body validation, the
+Starts `python -m service` (the committed models or $LOADTEST_MODELS, default settings) on loopback,
+warms it up, then runs `wrk -t1 -c<C>` with the benchmark's bodies (`loadtest/harness/payloads.py`)
+while `py-spy record` samples the server's threads (idle ones left out). Each sample is put in the
+group of the innermost frame that belongs to one (inference, text encoding, body validation, the
 handlers, batching, the request middleware, FastAPI/Starlette, uvicorn); the report gives each
 group's share and its CPU microseconds per request (share × the server's CPU time ÷ requests).
 

@@ -4,12 +4,13 @@
         [--b NAME=VALUE ...] [--points boston:v2:8 boston:v2-32:8 ...] [--rounds 3]
         [--duration 5] [--out reports/settings]
 
-Two services run at once on the committed models, A with the settings of `--a` and B with those
-of `--b` (none: the defaults); only one is under load at a time. For each point (model,
-endpoint, concurrency; endpoints as `loadtest/harness/wrk.py` names them) wrk drives A, then B, `--rounds`
-times, each run after a warm-up, on an idle server (`loadtest.harness.measure.measure_point`); the
-median round is kept, with each server's CPU per request. This is how a default is chosen: B
-over A, measured side by side on the same machine. Writes <out>.md and <out>.json.
+Two services run at once on the committed models (or $LOADTEST_MODELS), A with the settings of `--a`
+and B with those of `--b` (none: the defaults); only one is under load at a time. For each point
+(model, endpoint, concurrency; endpoints as `loadtest/harness/wrk.py` names them) wrk drives A, then
+B, `--rounds` times, each run after a warm-up, on an idle server
+(`loadtest.harness.measure.measure_point`); the median round is kept, with each server's CPU per
+request. This is how a default is chosen: B over A, measured side by side on the same machine.
+Writes <out>.md and <out>.json.
 """
 
 from __future__ import annotations

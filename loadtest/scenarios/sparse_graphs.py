@@ -5,8 +5,8 @@ ONNX, at vocabularies far wider than today's, beside today's dense graph, side b
     python -m loadtest sparse_graphs [--batches 1 64] [--vocabularies 50000 500000 2000000]
                                      [--duration 2] [--rounds 2] [--out reports/sparse_graphs]
 
-The committed IMDB version's weights (its first layer W [V, 16], then the rest of its graph as it
-is); wider vocabularies append random rows to W that no review touches, so that every graph
+The newest IMDB version of the dense form's weights (its first layer W [V, 16], then the rest of its
+graph as it is; a sparse version has its first layer written already); wider vocabularies append random rows to W that no review touches, so that every graph
 answers the same. The rows are the benchmark's sample reviews, encoded by that version's encoder
 (`contract.text`): each review's n-gram ids, padded per batch with an id whose row of W is
 zeros (and, where the form takes them, their weights, padded with 0). One onnxruntime thread, the
@@ -25,11 +25,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract.config import ONNX_FILE, read_config
+from contract.config import ONNX_FILE, list_versions, read_config
 from contract.text import TextEncoder
 from loadtest.baselines.compute_limit import time_calls
 from loadtest.harness.measure import median_round
-from loadtest.harness.payloads import MODELS, SAMPLES, model_config
+from loadtest.harness.payloads import MODELS, SAMPLES
 from loadtest.harness.report import machine_lines, provenance, table
 from service.runtime import OnnxRuntime
 from service.settings import Settings
@@ -89,6 +89,15 @@ def graph_of(dense: onnx.ModelProto, form: str, vocabulary: int) -> bytes:
     return model.SerializeToString()
 
 
+def newest_dense(name: str) -> Path:
+    """The folder of the model's newest version of the dense form (`TextEncoding.form`)."""
+    for version in reversed(list_versions(MODELS)[name]):
+        folder = MODELS / name / str(version)
+        if read_config(folder).encoding.form == "dense":
+            return folder
+    raise SystemExit(f"{MODELS} has no version of {name} of the dense form")
+
+
 def review_rows(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each sample review's n-gram ids and weights (the version's encoder)."""
     config = read_config(folder)
@@ -116,7 +125,7 @@ def feeds(form: str, ids, weights, size: int, width: int, pad: int) -> dict[str,
 
 
 def measure(args: argparse.Namespace) -> list[dict]:
-    folder = MODELS / "imdb" / str(model_config("imdb")["version"])
+    folder = newest_dense("imdb")
     ids, weights = review_rows(folder)
     settings, results = Settings(_env_file=None), []
     reference = {}

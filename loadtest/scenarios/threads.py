@@ -6,9 +6,10 @@ size, with one thread against more, in one process, side by side.
 
 Each model's newest version is opened as the service opens it (`service.runtime.OnnxRuntime`:
 the service's session options, no spinning), once per thread count, and run for `--duration`
-seconds per batch size on the benchmark's rows, the thread counts taking turns for `--rounds`
-rounds; the median round is kept. Writes <out>.md and <out>.json. This is the measurement behind
-the default of `SERVICE_INTRA_OP_THREADS` (1).
+seconds per batch size on the benchmark's rows (as the service runs them: a sparse version's
+entries padded per batch, `loadtest.baselines.compute_limit.runner`), the thread counts taking
+turns for `--rounds` rounds; the median round is kept. Writes <out>.md and <out>.json. This is
+the measurement behind the default of `SERVICE_INTRA_OP_THREADS` (1).
 """
 
 from __future__ import annotations
@@ -17,21 +18,19 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from contract.config import ONNX_FILE, read_config
-from loadtest.baselines.compute_limit import time_calls
+from loadtest.baselines.compute_limit import runner, time_calls
 from loadtest.harness.measure import median_round
-from loadtest.harness.payloads import MODELS, model_config, rows
+from loadtest.harness.payloads import MODELS, Row, model_config, rows
 from loadtest.harness.report import machine_lines, provenance, table
 from service.runtime import OnnxRuntime
 from service.settings import Settings
 
 
-def batches(name: str, sizes: list[int], dtype) -> dict[int, np.ndarray]:
+def batches(name: str, sizes: list[int]) -> dict[int, list[Row]]:
     """A batch of each size from the benchmark's rows, repeated as needed."""
-    samples = np.asarray(rows(name), dtype=dtype)
-    return {size: np.resize(samples, (size, samples.shape[1])) for size in sizes}
+    samples = rows(name)
+    return {size: [samples[i % len(samples)] for i in range(size)] for size in sizes}
 
 
 def measure(args: argparse.Namespace) -> list[dict]:
@@ -45,14 +44,14 @@ def measure(args: argparse.Namespace) -> list[dict]:
             threads: OnnxRuntime(folder / ONNX_FILE, settings.providers, threads).bind(config)
             for threads in args.threads
         }
-        inputs = batches(name, args.batches, runtimes[args.threads[0]].dtype)
-        for size, batch in inputs.items():
+        for size, batch in batches(name, args.batches).items():
             rounds: dict[int, list[dict]] = {threads: [] for threads in args.threads}
             for _ in range(args.rounds):
                 for threads, runtime in runtimes.items():
+                    run = runner(runtime, name, batch)
 
-                    def call(i: int, run=runtime.run, batch=batch) -> None:
-                        run(batch)
+                    def call(i: int, run=run) -> None:
+                        run()
 
                     time_calls(call, 1, args.duration / 4)  # warm-up, discarded
                     rounds[threads].append(time_calls(call, 1, args.duration))

@@ -14,7 +14,6 @@ from contract.text import (
     TextEncoder,
     TextEncoding,
     WordIds,
-    ngram_codes,
 )
 from trainer.vocabulary import fit_ngram_vocabulary, smooth_idf
 
@@ -99,22 +98,18 @@ def test_vocabulary_round_trips_through_the_model_folder(tmp_path):
     assert np.array_equal(loaded.encode(texts), original.encode(texts))
     assert loaded.words == original.words
     assert loaded.ngrams == ngrams
-    # one code per n-gram; files written before the codes list the n-grams, and still load
     saved = json.loads((tmp_path / "vocabulary.json").read_text())
-    assert saved["ngram_codes"] == ngram_codes(ngrams, 10).tolist()
-    del saved["ngram_codes"]
-    (tmp_path / "vocabulary.json").write_text(json.dumps({**saved, "ngrams": ngrams}))
-    older = TextEncoder.load(original.encoding, tmp_path)
-    assert np.array_equal(older.encode(texts), original.encode(texts))
+    assert saved["ngram_ids"] == [4, 5, 1, 5, 6, 7]  # flat, fast to read
+    assert saved["ngram_lengths"] == [2, 1, 3]
 
 
-def test_ngram_codes_beyond_the_longest_ngram_are_refused():
-    encoding = encoder(features="ngrams", ngram_max=2, dim=1, ngrams=[(4, 5)]).encoding
-    too_long = ngram_codes([(4, 5, 6)], 10)
-    with pytest.raises(ValueError, match=r"1\.\.2 word ids"):
-        TextEncoder(encoding, [], codes=too_long)
-    with pytest.raises(ValueError, match="duplicates"):
-        TextEncoder(encoding.model_copy(update={"dim": 2}), [], codes=np.array([14, 14]))
+def test_a_vocabulary_of_one_list_per_ngram_is_still_read(tmp_path):
+    """Versions saved before the flat form keep loading."""
+    ngrams = [(4, 5), (1,), (5, 6, 7)]
+    original = encoder(features="ngrams", ngram_max=3, dim=3, ngrams=ngrams)
+    vocabulary = {"words": original.words, "ngrams": [list(g) for g in ngrams]}
+    (tmp_path / "vocabulary.json").write_text(json.dumps(vocabulary))
+    assert TextEncoder.load(original.encoding, tmp_path).ngrams == ngrams
 
 
 def test_coordinates_are_the_sparse_form_of_vectorize():

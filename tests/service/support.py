@@ -23,6 +23,7 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from contract.config import ONNX_FILE, ModelConfig, list_versions, read_config
+from contract.sparse import SparseRows
 from contract.text import TextEncoder, TextEncoding
 from loadtest.harness.servers import (
     ServerNotReadyError,
@@ -96,11 +97,27 @@ def session(name: str, version: int) -> ort.InferenceSession:
     )
 
 
+def is_sparse(name: str, version: int | None = None) -> bool:
+    cfg = config(name, version)
+    return isinstance(cfg.encoding, TextEncoding) and cfg.encoding.form == "sparse"
+
+
+def feeds(name: str, version: int | None, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The version's input tensors for input `rows` (dense, as the encoder's `vectorize` makes
+    them): the rows themselves, or a sparse text version's ids (and weights)."""
+    cfg = config(name, version)
+    if not is_sparse(name, version):
+        return {cfg.inputs[0].name: rows.astype(np.float32)}
+    rows_of, columns = np.nonzero(rows)
+    entries = SparseRows(rows_of, columns, rows[rows_of, columns].astype(np.float32), rows.shape)
+    padded = dict(zip(("ids", "weights"), entries.padded(), strict=True))
+    return {spec.name: padded[spec.name] for spec in cfg.inputs}
+
+
 def ort_predict(name: str, version: int, rows: np.ndarray) -> np.ndarray:
     """The answer of onnxruntime itself on the version's model file."""
     cfg = config(name, version)
-    sess = session(name, version)
-    return sess.run([cfg.outputs[0].name], {cfg.inputs[0].name: rows.astype(np.float32)})[0]
+    return session(name, version).run([cfg.outputs[0].name], feeds(name, version, rows))[0]
 
 
 def house_rows(houses: list[dict], version: int | None = None) -> np.ndarray:
@@ -118,13 +135,41 @@ def sample_rows(name: str, version: int | None = None) -> np.ndarray:
 
 
 def v2_body(name: str, rows: np.ndarray, version: int | None = None, nested: bool = False):
-    spec = config(name, version).inputs[0]
-    data = rows.tolist() if nested else rows.ravel().tolist()
+    """A V2 request of input `rows` (dense) in the version's form."""
+    specs = {spec.name: spec for spec in config(name, version).inputs}
     return {
         "inputs": [
-            {"name": spec.name, "shape": list(rows.shape), "datatype": spec.datatype, "data": data}
+            {
+                "name": input_name,
+                "shape": list(tensor.shape),
+                "datatype": specs[input_name].datatype,
+                "data": tensor.tolist() if nested else tensor.ravel().tolist(),
+            }
+            for input_name, tensor in feeds(name, version, rows).items()
         ]
     }
+
+
+def v1_body(name: str, rows: np.ndarray, form: str, version: int | None = None) -> dict:
+    """A V1 request of input `rows` (dense) in the version's form, in one of TF Serving's forms:
+    "instances" (each a row; an object of inputs for a model of several), "instances_objects",
+    "inputs_list" (one input's whole tensor) or "inputs_dict"; a sparse version's instances have
+    each its own entries, unpadded."""
+    tensors = feeds(name, version, rows)
+    if form.startswith("inputs"):
+        columns = {k: v.tolist() for k, v in tensors.items()}
+        single = form == "inputs_list" and len(columns) == 1
+        return {"inputs": next(iter(columns.values())) if single else columns}
+    width = rows.shape[1]
+    keep = (
+        [tensors["ids"][i] != width for i in range(len(rows))]
+        if is_sparse(name, version)
+        else [slice(None)] * len(rows)
+    )
+    instances = [{k: v[i][keep[i]].tolist() for k, v in tensors.items()} for i in range(len(rows))]
+    if form == "instances" and len(tensors) == 1:
+        instances = [next(iter(instance.values())) for instance in instances]
+    return {"instances": instances}
 
 
 def v2_outputs(answer: dict) -> np.ndarray:

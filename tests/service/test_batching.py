@@ -8,6 +8,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import httpx
 import numpy as np
@@ -90,7 +91,9 @@ def run(coroutine_function, *args, **batching):
     async def main():
         model = FakeModel(batching.pop("fail", None))
         with ThreadPoolExecutor(2) as executor:
-            batcher = Batcher(model.run, np.dtype(np.float32), Batching(**batching), executor)
+            batcher = Batcher(
+                model.run, partial(assemble, dtype=np.float32), Batching(**batching), executor
+            )
             try:
                 return await coroutine_function(batcher, model, *args)
             finally:

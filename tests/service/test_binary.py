@@ -15,6 +15,7 @@ from tests.service.support import (
     MODEL_NAMES,
     TestClient,
     config,
+    feeds,
     newest,
     ort_predict,
     sample_rows,
@@ -27,16 +28,20 @@ MAX_BODY = 64 * 1024
 
 
 def binary_request(name: str, rows: np.ndarray, **output_parameters) -> tuple[bytes, int]:
-    """A V2 request with the rows as binary data: the body and its JSON header's length."""
-    spec = config(name).inputs[0]
-    raw = rows.astype(np.float32).tobytes()
-    header = {"inputs": [{"name": spec.name, "shape": list(rows.shape), "datatype": "FP32",
-                          "parameters": {"binary_data_size": len(raw)}}]}  # fmt: skip
+    """A V2 request with the rows (in the newest version's form) as binary data: the body and
+    its JSON header's length."""
+    specs = {spec.name: spec for spec in config(name).inputs}
+    tensors = feeds(name, None, rows)
+    header = {"inputs": [
+        {"name": input_name, "shape": list(tensor.shape), "datatype": specs[input_name].datatype,
+         "parameters": {"binary_data_size": tensor.nbytes}}
+        for input_name, tensor in tensors.items()
+    ]}  # fmt: skip
     if output_parameters:
         header["outputs"] = [{"name": config(name).outputs[0].name,
                               "parameters": output_parameters}]  # fmt: skip
     text = json.dumps(header).encode()
-    return text + raw, len(text)
+    return text + b"".join(tensor.tobytes() for tensor in tensors.values()), len(text)
 
 
 def post(client, name, body: bytes, header_length: int | str | None, **headers):

@@ -33,6 +33,7 @@ from tests.service.support import (
     ServerProcess,
     config,
     copy_repository,
+    feeds,
     free_port,
     newest,
     ort_predict,
@@ -87,11 +88,15 @@ def stub(served):
         yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
 
 
-def infer_input(name: str, rows: np.ndarray, version: int | None = None):
-    spec = config(name, version).inputs[0]
-    tensor = grpcclient.InferInput(spec.name, list(rows.shape), spec.datatype)
-    tensor.set_data_from_numpy(rows.astype(np.float32))  # raw_input_contents
-    return tensor
+def infer_inputs(name: str, rows: np.ndarray, version: int | None = None):
+    """tritonclient's inputs (raw_input_contents) of `rows` in the version's form."""
+    specs = {spec.name: spec for spec in config(name, version).inputs}
+    tensors = []
+    for input_name, array in feeds(name, version, rows).items():
+        tensor = grpcclient.InferInput(input_name, list(array.shape), specs[input_name].datatype)
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
 
 
 def rest_answer(url: str, name: str, rows: np.ndarray, version: int | None = None) -> np.ndarray:
@@ -139,7 +144,7 @@ def test_infer_equals_rest_and_onnxruntime(served, triton, name, version):
     rows = sample_rows(name, version)
     output = config(name, version).outputs[0].name
     result = triton.infer(
-        name, [infer_input(name, rows, version)], model_version=str(version), request_id="g-1"
+        name, infer_inputs(name, rows, version), model_version=str(version), request_id="g-1"
     )
     answer = result.as_numpy(output)
     assert answer.dtype == np.float32
@@ -160,10 +165,7 @@ def test_asyncio_client_infers_the_newest_version(served, name):
             assert await client.is_model_ready(name)
             requested = [grpcclient.InferRequestedOutput(output)]
             results = await asyncio.gather(
-                *(
-                    client.infer(name, [infer_input(name, rows)], outputs=requested)
-                    for _ in range(8)
-                )
+                *(client.infer(name, infer_inputs(name, rows), outputs=requested) for _ in range(8))
             )
         return [r.as_numpy(output) for r in results], results[0].get_response().model_version
 
@@ -176,10 +178,13 @@ def test_asyncio_client_infers_the_newest_version(served, name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_typed_contents_are_answered_in_typed_contents(served, stub, name):
     rows = sample_rows(name)
-    spec, output = config(name).inputs[0], config(name).outputs[0]
+    specs, output = {s.name: s for s in config(name).inputs}, config(name).outputs[0]
     request = service_pb2.ModelInferRequest(model_name=name)
-    tensor = request.inputs.add(name=spec.name, datatype=spec.datatype, shape=rows.shape)
-    tensor.contents.fp32_contents.extend(rows.ravel().tolist())
+    for input_name, array in feeds(name, None, rows).items():
+        datatype = specs[input_name].datatype
+        tensor = request.inputs.add(name=input_name, datatype=datatype, shape=array.shape)
+        contents = {"FP32": "fp32_contents", "INT64": "int64_contents"}[datatype]
+        getattr(tensor.contents, contents).extend(array.ravel().tolist())
     response = stub.ModelInfer(request)
     assert not response.raw_output_contents
     (out,) = response.outputs
@@ -248,12 +253,12 @@ def test_typed_contents_of_the_wrong_size_or_kind_are_invalid(stub):
 
 def test_nan_and_a_message_over_the_body_limit(triton):
     code, message = status_of(
-        lambda: triton.infer("boston", [infer_input("boston", np.full((1, 13), np.nan))])
+        lambda: triton.infer("boston", infer_inputs("boston", np.full((1, 13), np.nan)))
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert message.startswith("inputs[0]: contains NaN")
     huge = np.zeros((9 * 1024 * 1024 // 52, 13), np.float32)  # over the 8 MiB default
-    code, message = status_of(lambda: triton.infer("boston", [infer_input("boston", huge)]))
+    code, message = status_of(lambda: triton.infer("boston", infer_inputs("boston", huge)))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
 
 
@@ -276,7 +281,7 @@ def test_repository_index_unload_and_load_with_the_key(served, triton, stub):
     assert index() == {(n, v, "READY") for n, v in everything}
     triton.unload_model("imdb", headers=ADMIN)
     assert not triton.is_model_ready("imdb")
-    code, _ = status_of(lambda: triton.infer("imdb", [infer_input("imdb", sample_rows("imdb"))]))
+    code, _ = status_of(lambda: triton.infer("imdb", infer_inputs("imdb", sample_rows("imdb"))))
     assert code == grpc.StatusCode.NOT_FOUND
     assert index() == {(n, v, "UNAVAILABLE" if n == "imdb" else "READY") for n, v in everything}
     ready = stub.RepositoryIndex(
@@ -329,18 +334,18 @@ def test_an_expired_client_deadline_is_deadline_exceeded_and_never_run():
         server.hold()
         rows = sample_rows("boston")
         running = threading.Thread(
-            target=client.infer, args=("boston", [infer_input("boston", rows[:1])])
+            target=client.infer, args=("boston", infer_inputs("boston", rows[:1]))
         )
         running.start()
         assert server.entered.wait(10), "the first request never reached the model"
         started = time.monotonic()
         code, _ = status_of(
-            lambda: client.infer("boston", [infer_input("boston", rows[:2])], client_timeout=1)
+            lambda: client.infer("boston", infer_inputs("boston", rows[:2]), client_timeout=1)
         )
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         # The server's own deadline (parameters.timeout, microseconds) is answered by the server.
         code, message = status_of(
-            lambda: client.infer("boston", [infer_input("boston", rows)], timeout=1_000_000)
+            lambda: client.infer("boston", infer_inputs("boston", rows), timeout=1_000_000)
         )
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "deadline passed" in message
@@ -370,7 +375,7 @@ def test_an_unexpected_error_is_one_internal_logged_once(capfd):
         for loaded in server.dataplane.registry.models["boston"].values():
             loaded.batcher._run = explode
         code, message = status_of(
-            lambda: client.infer("boston", [infer_input("boston", sample_rows("boston"))])
+            lambda: client.infer("boston", infer_inputs("boston", sample_rows("boston")))
         )
         assert code == grpc.StatusCode.INTERNAL
         assert message == "internal error; see the service log"
@@ -389,7 +394,7 @@ def test_a_call_holds_request_memory_and_waits_for_it():
     with server, grpcclient.InferenceServerClient(address) as client:
         server.hold()
         running = threading.Thread(
-            target=client.infer, args=("boston", [infer_input("boston", rows)])
+            target=client.infer, args=("boston", infer_inputs("boston", rows))
         )
         running.start()
         assert server.entered.wait(10), "the call never reached the model"
@@ -405,12 +410,12 @@ def test_a_call_holds_request_memory_and_waits_for_it():
         limit = server.dataplane.memory.limit
         server.in_loop(lambda: server.dataplane.memory.grow(hog, limit))
         started = time.monotonic()
-        code, message = status_of(lambda: client.infer("boston", [infer_input("boston", rows)]))
+        code, message = status_of(lambda: client.infer("boston", infer_inputs("boston", rows)))
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "deadline" in message
         assert 0.4 < time.monotonic() - started < 5
         server.in_loop(lambda: server.dataplane.memory.release(hog))
-        assert client.infer("boston", [infer_input("boston", rows)]).as_numpy("price") is not None
+        assert client.infer("boston", infer_inputs("boston", rows)).as_numpy("price") is not None
 
 
 def test_calls_are_traced_and_probes_are_not():
@@ -429,7 +434,7 @@ def test_calls_are_traced_and_probes_are_not():
             message.inputs.add(name="features", datatype="FP32", shape=list(rows.shape))
             message.raw_input_contents.append(rows.astype(np.float32).tobytes())
             _, answer = stub.ModelInfer.with_call(message, metadata=[("traceparent", TRACEPARENT)])
-            code, _ = status_of(lambda: client.infer("nope", [infer_input("boston", rows)]))
+            code, _ = status_of(lambda: client.infer("nope", infer_inputs("boston", rows)))
             assert code == grpc.StatusCode.NOT_FOUND
     spans = {}
     for span in exporter.get_finished_spans():
@@ -479,7 +484,7 @@ def test_health_serving_then_shutdown_answers_what_it_admitted():
         results: list = [None] * 5
 
         def one_rpc(i: int) -> None:
-            results[i] = client.infer("boston", [infer_input("boston", rows[: i % 3 + 1])])
+            results[i] = client.infer("boston", infer_inputs("boston", rows[: i % 3 + 1]))
 
         def one_http() -> None:
             results[4] = httpx.post(
@@ -582,7 +587,7 @@ def test_workers_share_the_grpc_port(tmp_path):
         expected = ort_predict("boston", newest("boston"), rows)
         for _ in range(20):  # new connections, spread by the kernel among the workers
             with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
-                answer = client.infer("boston", [infer_input("boston", rows)]).as_numpy("price")
+                answer = client.infer("boston", infer_inputs("boston", rows)).as_numpy("price")
             assert np.abs(answer - expected).max() <= TOLERANCE
     finally:
         assert process.terminate() == 0, process.output()

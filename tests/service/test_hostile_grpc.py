@@ -25,7 +25,7 @@ from tests.service.support import ServerProcess, free_port, wait_until
 pytest.importorskip("tritonclient.grpc")
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-IMDB_WIDTH = 50_000  # IMDB v2's input: [n, 50000] FP32
+IMDB_DENSE, IMDB_WIDTH = "2", 50_000  # IMDB v2's input: [n, 50000] FP32, the widest rows
 LARGEST_IMDB_ROWS = 41  # 8.2 MB of raw contents: the largest under the 8 MiB default
 INFER = "/inference.GRPCInferenceService/ModelInfer"
 MEMORY_CEILING_MIB = 400
@@ -54,7 +54,7 @@ def stub(served):
 def imdb_message(rows: int) -> bytes:
     batch = np.zeros((rows, IMDB_WIDTH), np.float32)
     batch[:, ::97] = 1.0
-    request = service_pb2.ModelInferRequest(model_name="imdb")
+    request = service_pb2.ModelInferRequest(model_name="imdb", model_version=IMDB_DENSE)
     request.inputs.add(name="encoded_text", datatype="FP32", shape=batch.shape)
     request.raw_input_contents.append(batch.tobytes())
     return request.SerializeToString()

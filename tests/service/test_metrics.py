@@ -43,7 +43,7 @@ def test_triton_families_count_as_triton_does(client):
             == 200
         )
     bad = v2_body("reuters", rows)
-    bad["inputs"][0]["datatype"] = "INT64"
+    bad["inputs"][0]["datatype"] = "FP64"  # not the datatype of any of its inputs
     assert client.post("/v2/models/reuters/infer", json=bad).status_code == 400
     assert client.post("/api/reuters", json={"newswires": ["oil prices fell"]}).status_code == 200
     assert client.get("/v2/models/reuters").status_code == 200  # metadata: not an inference

@@ -27,6 +27,7 @@ from tests.service.support import (
     ort_predict,
     sample_rows,
     settings,
+    v1_body,
     v2_body,
     v2_outputs,
     versions,
@@ -202,13 +203,13 @@ def test_v1_metadata(client, name, version):
     assert metadata["model_spec"]["name"] == name
     assert metadata["model_spec"]["version"] == str(version)
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    (input_name,) = signature["inputs"]
-    assert input_name == cfg.inputs[0].name
-    dims = [int(d["size"]) for d in signature["inputs"][input_name]["tensor_shape"]["dim"]]
-    assert dims == cfg.inputs[0].shape
+    assert list(signature["inputs"]) == [spec.name for spec in cfg.inputs]
+    for spec in cfg.inputs:
+        dims = [int(d["size"]) for d in signature["inputs"][spec.name]["tensor_shape"]["dim"]]
+        assert dims == spec.shape
+        # The dtypes are TensorFlow's names of the config's datatypes, as TF Serving reports them.
+        assert signature["inputs"][spec.name]["dtype"] == TF_DTYPES[spec.datatype]
     assert list(signature["outputs"]) == [cfg.outputs[0].name]
-    # The dtypes are TensorFlow's names of the config's datatypes, as TF Serving reports them.
-    assert signature["inputs"][input_name]["dtype"] == TF_DTYPES[cfg.inputs[0].datatype]
     output = signature["outputs"][cfg.outputs[0].name]
     assert output["dtype"] == TF_DTYPES[cfg.outputs[0].datatype]
     newest_answer = client.get(f"/v1/models/{name}/metadata").json()
@@ -219,17 +220,8 @@ def test_v1_metadata(client, name, version):
 @pytest.mark.parametrize("form", ["instances", "instances_objects", "inputs_list", "inputs_dict"])
 def test_v1_predict(client, name, form):
     rows = sample_rows(name)
-    input_name = config(name).inputs[0].name
-    body, key = {
-        "instances": ({"instances": rows.tolist()}, "predictions"),
-        "instances_objects": (
-            {"instances": [{input_name: row} for row in rows.tolist()]},
-            "predictions",
-        ),
-        "inputs_list": ({"inputs": rows.tolist()}, "outputs"),
-        "inputs_dict": ({"inputs": {input_name: rows.tolist()}}, "outputs"),
-    }[form]
-    answer = client.post(f"/v1/models/{name}:predict", json=body)
+    key = "predictions" if form.startswith("instances") else "outputs"
+    answer = client.post(f"/v1/models/{name}:predict", json=v1_body(name, rows, form))
     assert answer.status_code == 200, answer.text
     assert list(answer.json()) == [key]
     assert_close(answer.json()[key], ort_predict(name, newest(name), rows))
@@ -239,7 +231,8 @@ def test_v1_predict(client, name, form):
 def test_v1_predict_explicit_version(client, name, version):
     rows = sample_rows(name, version)
     answer = client.post(
-        f"/v1/models/{name}/versions/{version}:predict", json={"instances": rows.tolist()}
+        f"/v1/models/{name}/versions/{version}:predict",
+        json=v1_body(name, rows, "instances", version),
     )
     assert answer.status_code == 200, answer.text
     assert_close(answer.json()["predictions"], ort_predict(name, version, rows))

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from tests.needs import missing
-from tests.service.support import MODEL_NAMES, config, newest, ort_predict, sample_rows, versions
+from tests.service.support import (
+    MODEL_NAMES,
+    config,
+    feeds,
+    newest,
+    ort_predict,
+    sample_rows,
+    versions,
+)
 
 try:
     import tritonclient.http as httpclient
@@ -30,11 +38,21 @@ def infer(triton, name: str, version: int | None = None, rows=None, **options):
     version_text = str(version) if version else ""
     cfg = config(name, version)
     rows = sample_rows(name, version) if rows is None else rows
-    tensor = httpclient.InferInput(cfg.inputs[0].name, list(rows.shape), cfg.inputs[0].datatype)
-    tensor.set_data_from_numpy(rows.astype(np.float32), binary_data=False)
+    tensors = infer_inputs(name, version, rows, binary_data=False)
     outputs = [httpclient.InferRequestedOutput(cfg.outputs[0].name, binary_data=False)]
-    result = triton.infer(name, [tensor], model_version=version_text, outputs=outputs, **options)
+    result = triton.infer(name, tensors, model_version=version_text, outputs=outputs, **options)
     return rows, result
+
+
+def infer_inputs(name: str, version: int | None, rows: np.ndarray, binary_data: bool):
+    """tritonclient's inputs of `rows` in the version's form."""
+    specs = {spec.name: spec for spec in config(name, version).inputs}
+    tensors = []
+    for input_name, array in feeds(name, version, rows).items():
+        tensor = httpclient.InferInput(input_name, list(array.shape), specs[input_name].datatype)
+        tensor.set_data_from_numpy(array, binary_data=binary_data)
+        tensors.append(tensor)
+    return tensors
 
 
 def test_server_live_and_ready(triton):
@@ -101,14 +119,13 @@ def infer_with(triton, name: str, binary_in: bool, binary_out: bool | None, **op
     asks for every output in binary)."""
     cfg = config(name)
     rows = sample_rows(name)
-    tensor = httpclient.InferInput(cfg.inputs[0].name, list(rows.shape), cfg.inputs[0].datatype)
-    tensor.set_data_from_numpy(rows, binary_data=binary_in)
+    tensors = infer_inputs(name, None, rows, binary_data=binary_in)
     outputs = (
         None
         if binary_out is None
         else [httpclient.InferRequestedOutput(cfg.outputs[0].name, binary_data=binary_out)]
     )
-    result = triton.infer(name, [tensor], outputs=outputs, **options)
+    result = triton.infer(name, tensors, outputs=outputs, **options)
     answer = result.as_numpy(cfg.outputs[0].name)
     assert np.abs(answer - ort_predict(name, newest(name), rows)).max() <= TOLERANCE
     return result.get_response()["outputs"][0]

@@ -22,6 +22,7 @@ from tests.service.support import (
     REVIEWS,
     newest,
     sample_rows,
+    v1_body,
     v2_body,
 )
 
@@ -40,7 +41,7 @@ ROUTES = [  # path, its OpenAPI template, a body, the body's model, the answer's
     (
         "/v1/models/reuters:predict",
         "/v1/models/{model}:predict",
-        {"instances": sample_rows("reuters")[:2].tolist()},
+        v1_body("reuters", sample_rows("reuters")[:2], "instances"),
         PredictRequest,
         PredictResponse,
     ),

@@ -113,11 +113,12 @@ class InferenceServicer:
         specs = model.input_specs
         raw = bool(request.raw_input_contents)
         arrays = {}
+        fields = {tensor.name: f"inputs[{i}]" for i, tensor in enumerate(request.inputs)}
         for i, tensor in enumerate(request.inputs):
             shape = list(tensor.shape)
             inference.check_shape(specs[tensor.name], shape, f"inputs[{i}].shape")
             arrays[tensor.name] = _raw(request, i, shape) if raw else _typed(tensor, i, shape)
-        results = await self.dataplane.infer_tensors(call, model, arrays)
+        results = await self.dataplane.infer_tensors(call, model, arrays, fields)
         return _answer(model, request, results, raw)
 
     # -- the model repository (Triton's extension), behind SERVICE_ADMIN_API_KEY

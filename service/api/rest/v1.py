@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service import datatypes, inference
-from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.errors import protocol_route
 from service.api.rest.v2 import ERRORS, INFER_ERRORS
@@ -88,7 +87,7 @@ def _status(request: Request, name: str, version: int | None) -> dict:
 )
 async def predict(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
-    text = await wire.read_bytes(request, BodyKind.NUMBERS)
+    text = await wire.read_bytes(request, wire.tensors_kind(loaded))
     body = await wire.parse(request, PredictRequest, text)
     spec = loaded.config.inputs[0]
     if body.signature_name not in (None, "", "serving_default"):
@@ -137,21 +136,23 @@ async def _predict_tensors(request: Request, loaded, body: PredictRequest):
             columns = {name: [i[name] for i in instances] for name in names}
         else:
             raise BadInputError(f"each instance must be an object with the keys {names}", field)
+        if loaded.sparse:
+            columns = _padded(columns, loaded.row_size)
     else:
         field = "inputs"
         columns = body.inputs if isinstance(body.inputs, dict) else {names[0]: body.inputs}
         if sorted(columns) != sorted(names):
             raise BadInputError(f"the model takes the inputs {names}, got {sorted(columns)}", field)
-    arrays = {}
+    arrays, fields = {}, {}
     for spec in loaded.config.inputs:
-        where = f"{field}.{spec.name}" if len(names) > 1 else field
+        where = fields[spec.name] = f"{field}.{spec.name}" if len(names) > 1 else field
         value = columns[spec.name]
         shape = _shape_of(value, where)
         inference.check_shape(spec, shape, where)
         arrays[spec.name] = datatypes.from_json(
             value if isinstance(value, list) else [value], spec.datatype, shape, where
         )
-    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays)
+    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays, fields)
     outputs = {
         spec.name: np.asarray(
             datatypes.to_json(results[spec.name], spec.datatype), dtype=object
@@ -222,3 +223,21 @@ TF_DTYPES = {
     "INT64": "DT_INT64", "FP16": "DT_HALF", "FP32": "DT_FLOAT", "FP64": "DT_DOUBLE",
     "BYTES": "DT_STRING",
 }  # fmt: skip
+
+
+def _padded(columns: dict[str, list], pad_id: int) -> dict[str, list]:
+    """A sparse text model's instances, each with as many entries as its text has (TensorFlow
+    Serving's ragged instances), padded to the longest: ids with the pad id, weights with 0."""
+    ids = columns["ids"]
+    if not all(isinstance(values, list) for column in columns.values() for values in column):
+        return columns  # not lists of entries: the shape check says what is wrong
+    for i, (entries, weights) in enumerate(zip(ids, columns.get("weights", ids), strict=True)):
+        if len(weights) != len(entries):
+            raise BadInputError(
+                f"{len(weights)} weights for {len(entries)} ids", f"instances[{i}].weights"
+            )
+    width = max(map(len, ids), default=0)
+    return {
+        name: [v + [pad_id if name == "ids" else 0] * (width - len(v)) for v in values]
+        for name, values in columns.items()
+    }

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.config import ModelConfig
 from contract.numbers import read_count
 from service import datatypes, inference
-from service.admission import BodyKind
 from service.api.rest import VersionPath, call_of, dataplane, routes, served, wire
 from service.api.rest.binary import HEADER_LENGTH, BinaryData, binary_size, split
 from service.api.rest.errors import ErrorResponse, protocol_route
@@ -147,7 +146,7 @@ async def infer(request: Request, model: str, version: VersionPath = None):
     loaded = served(request, model, version)
     header_length = request.headers.get(HEADER_LENGTH)
     binary_from = read_count(header_length) if header_length is not None else None
-    body_bytes = await wire.read_bytes(request, BodyKind.NUMBERS, binary_from)
+    body_bytes = await wire.read_bytes(request, wire.tensors_kind(loaded), binary_from)
     header, binary = split(body_bytes, header_length)
     body = await wire.parse(request, InferenceRequest, header)
     call = call_of(request)
@@ -179,9 +178,9 @@ async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binar
     those asked for) answered."""
     specs = loaded.input_specs
     binary_data = BinaryData(binary)
-    arrays = {}
+    arrays, fields = {}, {}
     for i, tensor in enumerate(body.inputs):
-        field = f"inputs[{i}]"
+        field = fields[tensor.name] = f"inputs[{i}]"
         inference.check_shape(specs[tensor.name], tensor.shape, f"{field}.shape")
         size = _binary_size(tensor, field)
         arrays[tensor.name] = (
@@ -190,7 +189,7 @@ async def _infer_tensors(request: Request, loaded, body: InferenceRequest, binar
             else binary_data.take(tensor.name, size, tensor.datatype, tensor.shape, field)
         )
     binary_data.check_all_taken()
-    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays)
+    results = await dataplane(request).infer_tensors(call_of(request), loaded, arrays, fields)
     return _answer(request, loaded, body, results)
 
 

@@ -59,6 +59,11 @@ async def read(
     return await parse(request, model, await read_bytes(request, kind))
 
 
+def tensors_kind(model: LoadedModel) -> BodyKind:
+    """What a body of tensors for `model` costs: numbers, or a sparse text model's entries."""
+    return BodyKind.ENTRIES if model.sparse else BodyKind.NUMBERS
+
+
 async def read_bytes(request: Request, kind: BodyKind, binary_from: int | None = None) -> bytes:
     """The request's body, decompressed, within the limits, its memory admitted
     (`DataPlane.read_body`). `binary_from`: where its binary tensor data begins."""
