@@ -136,15 +136,22 @@ def test_naive_bayes_ratio_of_a_hand_made_case():
     assert np.allclose(ratio, np.log(p / q))
 
 
-def test_the_temperature_divides_the_logits():
-    model, rows = sparse_model(REUTERS), random_rows()
-    data = [(rows.padded(), None)]
-    before = logits(model, [((ids, w), y) for (ids, w), y in data])
+@pytest.mark.parametrize(
+    ("module", "recipe"), [(imdb, IMDB), (reuters, REUTERS)], ids=["sigmoid", "softmax"]
+)
+def test_the_temperature_divides_the_logits(module, recipe):
+    """sigmoid(z / T) and softmax(z / T), folded into the output layer: IMDB's is the bag."""
+    model, rows = sparse_model(recipe, None, module), random_rows()
+    ids, weights = rows.padded()
+    feed = ids if len(model.inputs) == 1 else (ids, weights)
+    z = logits(model, [(feed, None)]) / 2.5
     divide_output_layer(model, 2.5)
-    probabilities = answer(model, rows)
-    z = before / 2.5
-    expected = np.exp(z - z.max(1, keepdims=True))
-    assert np.allclose(probabilities, expected / expected.sum(1, keepdims=True), atol=1e-6)
+    if module is imdb:
+        expected = 1 / (1 + np.exp(-z))
+    else:
+        expected = np.exp(z - z.max(1, keepdims=True))
+        expected /= expected.sum(1, keepdims=True)
+    assert np.allclose(answer(model, rows), expected, atol=1e-6)
 
 
 def test_the_exported_graph_gathers_and_agrees_with_the_dense_form(tmp_path):
