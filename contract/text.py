@@ -120,6 +120,13 @@ class TextEncoding(BaseModel):
         "which contributes nothing, and their values (FP32 [n, k], input `weights`, 0 where "
         "padded) unless weighting is binary",
     )
+    gathered_width: int | None = Field(
+        None,
+        ge=1,
+        description="sparse form: the floats each id gathers from the graph's tables (their "
+        "widths summed), what a padded id costs a call: the service sizes its calls by it "
+        "(absent: 64)",
+    )
     endpoint: TextEndpoint = Field(
         TextEndpoint(), description="How the typed endpoint (/api/{model}) names what it takes"
     )

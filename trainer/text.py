@@ -144,15 +144,17 @@ def train(
         return build_model(dim, recipe, scale)
 
     fitted = fit(build, encode(encoder, data.x_train), targets, recipe.training, seed, log)
+    served = {"endpoint": endpoint}
     for bag in bags(fitted.model):
         bag.fold()
+        served["gathered_width"] = served.get("gathered_width", 0) + bag.units
     return Candidate(
         fitted=fitted,
         x_test=encode(encoder, data.x_test),
         encoder=encoder,
         serving=Serving(
             inputs=text_inputs(encoder.encoding),
-            encoding=encoder.encoding.model_copy(update={"endpoint": endpoint}),
+            encoding=encoder.encoding.model_copy(update=served),
             **serving,
         ),
     )

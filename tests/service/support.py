@@ -107,7 +107,8 @@ def feeds(name: str, version: int | None, rows: np.ndarray) -> dict[str, np.ndar
     them): the rows themselves, or a sparse text version's ids (and weights)."""
     cfg = config(name, version)
     if not is_sparse(name, version):
-        return {cfg.inputs[0].name: rows.astype(np.float32)}
+        # FP32, but whole numbers sent as integers stay so (JSON writes them shorter)
+        return {cfg.inputs[0].name: rows if rows.dtype.kind in "iu" else rows.astype(np.float32)}
     rows_of, columns = np.nonzero(rows)
     entries = SparseRows(rows_of, columns, rows[rows_of, columns].astype(np.float32), rows.shape)
     padded = dict(zip(("ids", "weights"), entries.padded(), strict=True))
@@ -117,7 +118,10 @@ def feeds(name: str, version: int | None, rows: np.ndarray) -> dict[str, np.ndar
 def ort_predict(name: str, version: int, rows: np.ndarray) -> np.ndarray:
     """The answer of onnxruntime itself on the version's model file."""
     cfg = config(name, version)
-    return session(name, version).run([cfg.outputs[0].name], feeds(name, version, rows))[0]
+    tensors = feeds(name, version, rows)
+    if not is_sparse(name, version):
+        tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
+    return session(name, version).run([cfg.outputs[0].name], tensors)[0]
 
 
 def house_rows(houses: list[dict], version: int | None = None) -> np.ndarray:

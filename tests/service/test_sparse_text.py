@@ -14,7 +14,6 @@ import pytest
 from contract.config import read_config
 from contract.sparse import SparseRows
 from loadtest.harness.servers import free_port
-from service import runtime as runtime_module
 from service.runtime import OnnxRuntime
 from tests.service.sparse_models import add_sparse_version
 from tests.service.support import (
@@ -263,8 +262,9 @@ def _wait_queued(server, count: int) -> None:
 
 
 def test_a_batch_of_very_different_lengths_runs_in_parts_of_similar_length(repository, monkeypatch):
-    """Padded to one long text, every short one would cost as much: past SPARSE_CALL_ENTRIES
-    padded entries, the batch runs in parts, and answers as if whole."""
+    """Padded to one long text, every short one would cost as much: past the padded ids a call
+    may gather (`call_entries`, from SPARSE_CALL_BYTES and the config's gathered width), the
+    batch runs in parts, and answers as if whole."""
     folder = repository / "reuters" / str(SPARSE)
     runtime = OnnxRuntime(folder / "model.onnx", ["CPUExecutionProvider"], 1)
     runtime.bind(read_config(folder))
@@ -279,7 +279,7 @@ def test_a_batch_of_very_different_lengths_runs_in_parts_of_similar_length(repos
         return _alone(runtime, batch, rows)
 
     monkeypatch.setattr(runtime, "_run_padded", counted)
-    monkeypatch.setattr(runtime_module, "SPARSE_CALL_ENTRIES", 2 * int(rows.counts().max()))
+    monkeypatch.setattr(runtime, "call_entries", 2 * int(rows.counts().max()))
     parts = runtime.run_sparse(rows)
     assert len(calls) > 1
     assert max(ids.size for ids in calls) <= 2 * rows.counts().max()

@@ -191,6 +191,7 @@ def test_a_sparse_binary_version_takes_ids_only_and_sums_its_gathered_rows(
     folder = tmp_path / "imdb/1"
     config = read_config(folder)
     assert config.encoding.form == "sparse"
+    assert config.encoding.gathered_width == 1  # a linear bag: one float an id
     assert [(s.name, s.datatype, s.shape) for s in config.inputs] == [("ids", "INT64", [-1, -1])]
     assert config.training.temperature > 0
     assert config.export.max_abs_diff_onnx <= 1e-5
@@ -222,6 +223,7 @@ def test_a_sparse_ensemble_is_deterministic_weighted_and_re_exports(synthetic_da
     assert train(synthetic_data_dir, tmp_path / "a", "reuters") == EXIT_GATE
     assert list_versions(tmp_path / "a") == {"reuters": [1]}
     assert [s.name for s in first.inputs] == ["ids", "weights"]
+    assert first.encoding.gathered_width == 2 * first.training.hyperparameters["hidden"][0]
     graph = onnx.load(str(tmp_path / "a/reuters/1/model.onnx")).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("Gather") == 2  # one per member
