@@ -201,7 +201,8 @@ def test_ratios_compare_the_service_with_each_baseline():
     assert imdb["on/off"] == 3
 
 
-def test_targets_take_the_better_service_and_say_what_was_not_measured():
+def test_targets_take_the_better_service_and_say_what_was_not_measured(monkeypatch):
+    monkeypatch.setattr(targets, "is_sparse", lambda name: False)  # IMDB's wide dense rows
     rows = targets.targets(POINTS, 200, None, "not run")
     by = {t.requirement: t for t in rows}
     v2 = by["Boston V2 JSON, c=8: service ≥ 0.8 × floor rps"]
@@ -255,3 +256,11 @@ def test_a_run_disturbed_by_other_processes_is_measured_again(monkeypatch, other
     assert point.others_pct == kept
     assert len(point.discarded) == runs - 1
     assert point.error_count == runs  # errors count in every run, kept or not
+
+
+def test_binary_over_json_is_shown_only_for_a_sparse_imdb(monkeypatch):
+    """A sparse version's few hundred ids make JSON cheap: binary has nothing to win there."""
+    monkeypatch.setattr(targets, "is_sparse", lambda name: name == "imdb")
+    by = {t.requirement: t for t in targets.targets(POINTS, 200, None, "not run")}
+    assert "IMDB V2, c=8: binary ≥ 10 × JSON rps" not in by
+    assert not by["IMDB V2, c=8: binary beside JSON (shown only)"].counts

@@ -13,7 +13,7 @@ from tests.service.support import REPO
 
 EXPECTED = {
     "benchmark", "dataplane", "grpc", "locust", "memory", "before_after", "profile_service",
-    "protocols", "samples", "settings", "sparse_graphs", "startup", "threads", "tracing", "trainer",
+    "protocols", "samples", "served_accuracy", "settings", "sparse_graphs", "sparse_serving", "startup", "threads", "tracing", "trainer",
 }  # fmt: skip
 
 
