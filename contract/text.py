@@ -259,16 +259,6 @@ class TextEncoder:
         ends = np.cumsum(np.fromiter(map(len, ids), np.int64, len(ids)))
         return WordIds(np.concatenate(ids) if ids else np.empty(0, np.int32), ends)
 
-    def word_ids_of(self, texts: Sequence[str]) -> WordIds:
-        """`word_ids_batch`, by way of `word_ids_utf8` where a batch is large enough to gain: from
-        `_BYTES_FROM` texts on it is 2–3 x faster, for one text 4 x slower (its NumPy calls)."""
-        if len(texts) >= _BYTES_FROM:
-            try:
-                return self.word_ids_utf8([text.encode("utf-8") for text in texts])
-            except UnicodeEncodeError:  # a lone surrogate, which str's path reads as it is
-                pass
-        return self.word_ids_batch(texts)
-
     def word_ids_utf8(self, texts: Sequence[bytes]) -> WordIds:
         """`word_ids_batch` of UTF-8 encoded texts, the same ids, for corpora: tokenised as bytes
         and looked up in NumPy, with no Python object per word (25,000 IMDB reviews: 2–3 x
@@ -401,7 +391,6 @@ class TextEncoder:
 
 
 _BYTES_CHUNK = 1 << 20
-_BYTES_FROM = 4
 _IDS_CHUNK = 1 << 18
 _KEY_BYTES = 16  # words up to this many bytes are looked up in NumPy, longer ones in a dict
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)

@@ -380,7 +380,7 @@ class DataPlane:
         self._check_items(texts, field, "characters")
 
         def encode(batch_texts: list[str]) -> SparseRows:
-            return encoder.sparse_rows(encoder.word_ids_of(batch_texts))
+            return encoder.sparse_rows(encoder.word_ids_batch(batch_texts))
 
         offload = sum(map(len, texts)) * ENCODING_COST > self.settings.offload_above_bytes
         return await model.batcher.submit(TextRows(texts, encode, offload), call.deadline)

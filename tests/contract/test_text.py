@@ -310,15 +310,3 @@ def test_the_whitespace_tables_are_what_str_split_splits_on():
     assert sorted(BYTES_WHITESPACE + STR_ONLY_WHITESPACE) == sorted(separators)
     assert all(c.encode().isspace() for c in BYTES_WHITESPACE)
     assert not any(c.encode().isspace() for c in STR_ONLY_WHITESPACE)
-
-
-def test_a_batch_of_texts_gets_the_same_ids_by_either_path():
-    """`word_ids_of` takes the bytes path from a few texts on; the ids are str's, lone surrogates
-    (which UTF-8 cannot encode) included."""
-    text_encoder = encoder(num_words=10)
-    texts = ["The movie was GREAT", "great, great!", "", "plot\u00a0twist é", "movie \ud800 plot"]
-    for batch in (texts[:1], texts[:4], texts):
-        expected = text_encoder.word_ids_batch(batch)
-        got = text_encoder.word_ids_of(batch)
-        assert np.array_equal(got.ids, expected.ids)
-        assert np.array_equal(got.ends, expected.ends)
