@@ -31,9 +31,8 @@ from service.errors import BadInputError, Kind, ServiceError, UnavailableError
 NUMBER_BYTES = 48
 WORD_ID_BYTES = 64
 TEXT_CHAR_BYTES = 24
-ENTRY_BYTES = (
-    32  # an id sent to a sparse text model, also an entry (row, column, value) of its batch
-)
+# an id sent to a sparse text model, also an entry (row, column, value) of its batch
+ENTRY_BYTES = 32
 BINARY_COPIES = 3  # the body, its array, the array's copy in a batch
 # A request that reserved at least this much trims the heap when the budget falls back to zero.
 TRIM_AFTER_BYTES = 16 * 1024 * 1024

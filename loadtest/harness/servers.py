@@ -106,9 +106,10 @@ def start_service(
     settings: dict[str, str] | None = None,
     timeout: float = 60,
     checkout: Path = REPO,
+    repository: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """`python -m service` on the load tests' models (`MODELS`: the committed ones unless
-    $LOADTEST_MODELS names others) and a free loopback port (gRPC on another, unless `settings`
+    """`python -m service` on `repository`, else the load tests' models (`MODELS`: the committed
+    ones unless $LOADTEST_MODELS names others), and a free loopback port (gRPC on another, unless `settings`
     names SERVICE_GRPC_PORT), with its default settings but for `settings` (SERVICE_* variables);
     its code from `checkout` (another revision, for a before/after comparison), with that
     checkout's models where it has them (the same graphs, their configs as that revision reads
@@ -121,7 +122,9 @@ def start_service(
             "SERVICE_HOST": "127.0.0.1",
             "SERVICE_PORT": str(port),
             "SERVICE_MODEL_REPOSITORY": str(
-                checkout / "models"
+                repository.resolve()
+                if repository is not None
+                else checkout / "models"
                 if checkout != REPO and (checkout / "models").is_dir()
                 else MODELS
             ),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,7 @@ import numpy as np
 
 from contract.config import read_config
 from loadtest.harness.report import machine_lines, provenance, table
-from loadtest.harness.servers import REPO, free_port, running, service_environment, start_server
+from loadtest.harness.servers import REPO, running, start_service
 from trainer import data
 
 ECE_BINS = 15
@@ -144,12 +143,9 @@ def main() -> None:
     args = parser.parse_args()
     info = provenance("served_accuracy", None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = service_environment({"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port),
-                               "SERVICE_GRPC_PORT": "0",
-                               "SERVICE_MODEL_REPOSITORY": str(args.repository.resolve())})  # fmt: skip
     log = args.out.parent / "served_accuracy.service.log"
-    with running(start_server([sys.executable, "-m", "service"], env, port, log)) as (_, url):
+    server = start_service(log, {"SERVICE_GRPC_PORT": "0"}, repository=args.repository)
+    with running(server) as (_, url):
         results = measure(args, url)
     args.out.with_suffix(".json").write_text(json.dumps({**info, "results": results}, indent=1))
     args.out.with_suffix(".md").write_text("\n".join(report(results, info)), "utf-8")

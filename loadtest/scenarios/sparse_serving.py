@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from contract.config import ONNX_FILE, list_versions, read_config
@@ -28,7 +27,7 @@ from loadtest.baselines.compute_limit import time_calls
 from loadtest.harness.measure import PointSettings, measure_server, median_round
 from loadtest.harness.payloads import SAMPLES, compact
 from loadtest.harness.report import machine_lines, provenance, table
-from loadtest.harness.servers import REPO, free_port, running, service_environment, start_server
+from loadtest.harness.servers import REPO, running, start_service
 from loadtest.harness.wrk import json_workload
 from service.runtime import OnnxRuntime
 from service.settings import Settings
@@ -110,11 +109,9 @@ def throughput(args: argparse.Namespace) -> list[dict]:
                 (folder / f"v{version}").mkdir(exist_ok=True)
                 workload = json_workload("imdb", endpoint, path, bodies, folder / f"v{version}")
                 plan.append((workload, c, version))
-    port = free_port()
-    env = service_environment({"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port),
-                               "SERVICE_GRPC_PORT": str(free_port()),
-                               "SERVICE_MODEL_REPOSITORY": str(args.repository.resolve())})  # fmt: skip
-    server = start_server([sys.executable, "-m", "service"], env, port, folder / "service.log")
+    server = start_service(
+        folder / "service.log", {"SERVICE_GRPC_PORT": "0"}, repository=args.repository
+    )
     settings = PointSettings(duration=args.duration, warmup=args.warmup)
     results = []
     with running(server):
